@@ -1,0 +1,56 @@
+"""MorphNet for Keras 3: learn network structure under a FLOPs, model-size or latency budget.
+
+The pure-Python core (``graph``, ``grouping``, ``costs``, ``structure``) imports no TensorFlow;
+the Keras classes below are imported lazily from ``trainers.morphnet.tfkeras`` on first use.
+
+    from trainers.morphnet import GammaFlopsRegularizer
+    reg = GammaFlopsRegularizer(model, gamma_threshold=1e-2)
+    loss = task_loss + strength * reg.get_regularization_term()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .costs import HARDWARE, get_hardware, register_hardware
+from .errors import (
+    ConfigurationError,
+    GroupingError,
+    ModelNotBuiltError,
+    MorphNetError,
+    NoSourceError,
+    StructureError,
+    UnsupportedLayerError,
+)
+from .structure import LayerStructure, Structure
+
+_LAZY = {
+    "GammaFlopsRegularizer", "GammaModelSizeRegularizer", "GammaLatencyRegularizer",
+    "GammaActivationRegularizer", "GroupLassoFlopsRegularizer", "GroupLassoModelSizeRegularizer",
+    "GroupLassoLatencyRegularizer", "GroupLassoActivationRegularizer",
+    "LogisticSigmoidFlopsRegularizer", "LogisticSigmoidModelSizeRegularizer",
+    "LogisticSigmoidLatencyRegularizer", "NetworkRegularizer", "REGULARIZERS",
+    "LogisticSigmoidGating", "logistic_sigmoid_sample", "PassThrough", "Leaf", "NonPassThrough",
+    "register_layer", "register_activation", "read_model",
+    "OpRegularizer", "GammaL1Regularizer", "GroupLassoRegularizer", "ProbGatingRegularizer",
+    "MaxGroupingRegularizer", "L2GroupingRegularizer", "ProbabilisticGroupingRegularizer",
+    "ConcatRegularizer", "ConstantOpRegularizer", "SlicingReferenceRegularizer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import tfkeras
+
+        return getattr(tfkeras, name)
+    raise AttributeError(f"module 'trainers.morphnet' has no attribute {name!r}")
+
+
+__all__ = sorted(
+    _LAZY
+    | {
+        "HARDWARE", "get_hardware", "register_hardware", "ConfigurationError", "GroupingError",
+        "ModelNotBuiltError", "MorphNetError", "NoSourceError", "StructureError",
+        "UnsupportedLayerError", "LayerStructure", "Structure",
+    }
+)

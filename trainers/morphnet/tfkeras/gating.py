@@ -1,0 +1,186 @@
+"""FiGS probabilistic channel gating: the ``LogisticSigmoidGating`` Keras layer (spec §2.6)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..errors import ConfigurationError
+from ..graph import TensorRef
+from .compat import keras, tf
+
+
+def logistic_sigmoid_sample(
+    logits: Any, temperature: Any, straight_through: bool = False, seed: Any = None
+) -> Any:
+    """One gate sample per channel: ``sigmoid((logits + L) / tau)`` with ``L ~ Logistic(0, 1)``.
+
+    With ``straight_through`` the forward value is the hard ``1[logits + L > 0]`` and the
+    gradient is that of the soft sample. P(gate open) = sigmoid(logits).
+    """
+    logits = tf.convert_to_tensor(logits)
+    u = keras.random.uniform(tf.shape(logits), minval=1e-7, maxval=1.0 - 1e-7, seed=seed)
+    noise = tf.math.log(u) - tf.math.log1p(-u)
+    noise = tf.cast(noise, logits.dtype)
+    tau = tf.cast(temperature, logits.dtype)
+    if straight_through:
+        return _straight_through(logits, noise, tau)
+    return tf.sigmoid((logits + noise) / tau)
+
+
+@tf.custom_gradient
+def _straight_through(logits: Any, noise: Any, tau: Any) -> Any:
+    z = logits + noise
+    hard = tf.cast(z > 0, logits.dtype)
+
+    def grad(upstream: Any) -> Any:
+        soft = tf.sigmoid(z / tau)
+        d = upstream * soft * (1.0 - soft) / tau
+        return d, d, -tf.reduce_sum(d * z / tau)
+
+    return hard, grad
+
+
+class LogisticSigmoidGating(keras.layers.Layer):
+    """Multiplies the channels (last axis) of its input by a learned stochastic 0/1 gate.
+
+    Args:
+        axis: the channel axis; only the last axis (-1) is supported, as in the original.
+        temperature: tau > 0 of the logistic-sigmoid relaxation; exactly 0.0 samples hard gates
+            and gives the regularizer nothing to learn from (no source).
+        straight_through: forward with hard 0/1 gates, backward through the soft sample.
+        log_odds_init: initial logit (2.5 gives P(open) ~ 0.92), or a Keras initializer.
+        soft_mask_for_inference: at inference multiply open gates by sigmoid(logit).
+        keep_first_channel_alive: channel 0 is always open, so no layer vanishes.
+        annealing_rate: decay tau by 10x every ``annealing_rate`` steps (needs ``global_step``).
+        global_step: a variable (e.g. ``optimizer.iterations``) or a callable returning the step.
+    """
+
+    def __init__(
+        self,
+        axis: int = -1,
+        temperature: float = 0.001,
+        straight_through: bool = False,
+        log_odds_init: Any = 2.5,
+        soft_mask_for_inference: bool = True,
+        keep_first_channel_alive: bool = True,
+        annealing_rate: float | None = None,
+        global_step: Any = None,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if axis != -1:
+            raise ConfigurationError(
+                f"LogisticSigmoidGating gates the last (channel) axis only, but got axis={axis}; "
+                f"use axis=-1 with channels-last tensors"
+            )
+        if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not (
+            math.isfinite(temperature) and temperature >= 0
+        ):
+            raise ConfigurationError(
+                f"temperature must be a number >= 0, but got temperature={temperature!r}"
+            )
+        if annealing_rate is not None and (annealing_rate <= 0 or global_step is None):
+            raise ConfigurationError(
+                f"annealing_rate={annealing_rate!r} needs annealing_rate > 0 and a global_step "
+                f"(e.g. global_step=optimizer.iterations)"
+            )
+        if not isinstance(log_odds_init, int | float) and not callable(log_odds_init):
+            raise ConfigurationError(
+                f"log_odds_init must be a number or a Keras initializer, but got {log_odds_init!r}"
+            )
+        self.axis = axis
+        self.temperature = float(temperature)
+        self.straight_through = straight_through
+        self.log_odds_init = log_odds_init
+        self.soft_mask_for_inference = soft_mask_for_inference
+        self.keep_first_channel_alive = keep_first_channel_alive
+        self.annealing_rate = annealing_rate
+        self.global_step = global_step
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        object.__setattr__(self, "_last_mask", None)
+
+    @property
+    def is_source(self) -> bool:
+        """Whether a regularizer can learn from this gate (temperature exactly 0 cannot)."""
+        return self.temperature != 0.0
+
+    def build(self, input_shape: Any) -> None:
+        channels = int(input_shape[-1])
+        init = self.log_odds_init
+        initializer = keras.initializers.Constant(float(init)) if isinstance(init, int | float) else init
+        self.mask_logits = self.add_weight(
+            name="mask_logits", shape=(channels,), initializer=initializer, trainable=True
+        )
+        self.mask_sample = self.add_weight(
+            name="mask_sample", shape=(channels,), initializer="ones", trainable=False
+        )
+
+    def current_temperature(self) -> Any:
+        if self.annealing_rate is None:
+            return self.temperature
+        step = self.global_step() if callable(self.global_step) else self.global_step
+        step = tf.cast(tf.convert_to_tensor(step), tf.float32)
+        return self.temperature * tf.pow(0.1, step / float(self.annealing_rate))
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        logits = tf.convert_to_tensor(self.mask_logits)
+        if training:
+            if self.temperature == 0.0 and self.annealing_rate is None:
+                u = keras.random.uniform(tf.shape(logits), 1e-7, 1 - 1e-7, seed=self.seed_generator)
+                mask = tf.cast(logits + tf.math.log(u) - tf.math.log1p(-u) > 0, logits.dtype)
+            else:
+                mask = logistic_sigmoid_sample(
+                    logits, self.current_temperature(), self.straight_through, self.seed_generator
+                )
+            object.__setattr__(self, "_last_mask", mask)
+            self.mask_sample.assign(tf.stop_gradient(mask))
+        else:
+            mask = tf.cast(logits > 0, logits.dtype)
+            if self.soft_mask_for_inference:
+                mask = mask * tf.sigmoid(logits)
+        if self.keep_first_channel_alive:
+            mask = tf.maximum(mask, tf.one_hot(0, tf.shape(logits)[0], dtype=mask.dtype))
+        return inputs * tf.cast(mask, inputs.dtype)
+
+    def sampled_mask(self) -> Any:
+        """The raw gate sample of this training step (before keep-first-channel), for the regularizer.
+
+        Inside the traced or taped step that called the layer this is the very tensor multiplied
+        into the activations, so the term's gradient reaches the logits; elsewhere it is the
+        last sample stored, without gradient.
+        """
+        mask = self._last_mask
+        if mask is not None:
+            if tf.executing_eagerly():
+                if not hasattr(mask, "graph"):
+                    return mask
+            elif getattr(mask, "graph", None) is tf.compat.v1.get_default_graph():
+                return mask
+        return tf.convert_to_tensor(self.mask_sample)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        init = self.log_odds_init
+        config.update(
+            axis=self.axis,
+            temperature=self.temperature,
+            straight_through=self.straight_through,
+            log_odds_init=init if isinstance(init, int | float) else keras.initializers.serialize(init),
+            soft_mask_for_inference=self.soft_mask_for_inference,
+            keep_first_channel_alive=self.keep_first_channel_alive,
+            annealing_rate=self.annealing_rate,
+        )
+        return config
+
+
+def lower_gating(builder: Any, layer: Any, node: Any, inputs: list[TensorRef]) -> list[TensorRef]:
+    """A gate is a source op of C channels multiplied into the activation (Mul), as in the original."""
+    x = inputs[0]
+    op_type = "LogisticSigmoidGating" if layer.is_source else "LogisticSigmoidHardGating"
+    gate = builder.add(layer, op_type, (x.shape[-1],), (), weight="mask_logits")
+    return [builder.add(layer, "Mul", tuple(node.output_tensors[0].shape), (gate, x))]

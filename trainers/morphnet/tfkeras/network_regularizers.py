@@ -1,0 +1,590 @@
+"""Network regularizers: the user-facing objects (algorithm x target), spec §1 and §4.
+
+A network regularizer reads a built Keras model once (``read_model``), groups its channels
+(``grouping.analyze``) and precomputes index arrays. ``get_regularization_term()`` and
+``get_cost()`` then evaluate a few vectorized gathers over the current weights, cheap enough to
+run inside every compiled training step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..costs import TARGETS, Target, coefficients_table, latency_target
+from ..costs.coefficients import OpCoefficients
+from ..errors import ConfigurationError, UnsupportedLayerError
+from ..graph import SUPPORTED_OPS, Graph
+from ..grouping import ChannelGroups, analyze, handlers_for
+from ..structure import LayerStructure, Structure, graph_fingerprint
+from .compat import tf
+from .op_regularizers import (
+    GammaL1Regularizer,
+    GroupLassoRegularizer,
+    OpRegularizer,
+    ProbGatingRegularizer,
+)
+from .reader import LayerHandler, read_model
+
+
+class _TF:
+    """The array namespace the resource functions need, for tensors."""
+
+    where = staticmethod(tf.where)
+    maximum = staticmethod(tf.maximum)
+
+
+class _Vectors(OpRegularizer):
+    def __init__(self, reg: Any, alive: Any) -> None:
+        self._regularization_vector = reg
+        self._alive_vector = alive
+
+
+def _number(name: str, value: Any, low: float = 0.0, high: float | None = None) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and value >= low and (high is None or value <= high):
+        return float(value)
+    bound = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+    raise ConfigurationError(f"{name} must be a number {bound}, but got {name}={value!r}")
+
+
+def _names(name: str, value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+        raise ConfigurationError(
+            f"{name} must be a list of layer names, but got {name}={value!r}; e.g. [{value!r}]"
+        )
+    return list(value)
+
+
+class NetworkRegularizer:
+    """MorphNet's regularizer for one algorithm and one cost target on a built Keras model.
+
+    Use ``total_loss = task_loss + strength * reg.get_regularization_term()`` in the training
+    step; ``reg.get_cost()`` is the cost the network would have if pruned now.
+    """
+
+    name = "NetworkRegularizer"
+    algorithm = ""
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        target: Target,
+        regularizer_decorator: Callable[..., OpRegularizer] | None = None,
+        decorator_parameters: Mapping[str, Any] | None = None,
+        input_boundary: Sequence[str] | None = None,
+        output_boundary: Sequence[str] | None = None,
+        force_group: Sequence[str] | None = None,
+        regularizer_blacklist: Sequence[str] | None = None,
+        layer_handlers: Mapping[type, LayerHandler] | None = None,
+        conv3d: bool = True,
+    ) -> None:
+        if regularizer_decorator is not None and not callable(regularizer_decorator):
+            raise ConfigurationError(
+                f"regularizer_decorator must be a callable (an OpRegularizer wrapper class), "
+                f"but got {regularizer_decorator!r}"
+            )
+        if decorator_parameters is not None and not isinstance(decorator_parameters, Mapping):
+            raise ConfigurationError(
+                f"decorator_parameters must be a dict of keyword arguments, but got "
+                f"{decorator_parameters!r}"
+            )
+        inputs = _names("input_boundary", input_boundary)
+        outputs = _names("output_boundary", output_boundary)
+        self.target = target
+        self.cost_name = target.cost_name
+        self._decorator = regularizer_decorator
+        self._decorator_parameters = dict(decorator_parameters or {})
+        self.model = model
+        self.graph, self._layers = read_model(model, layer_handlers)
+        graph = self.graph
+        out_ops = None
+        if outputs:
+            graph.resolve(outputs, "output_boundary")
+            out_ops = [graph.last_op(n) if n in graph.layers else graph.index(n) for n in outputs]
+        in_ops = graph.resolve(inputs, "input_boundary") if inputs is not None else None
+        handlers = handlers_for(self.algorithm, conv3d=conv3d)
+        self.groups: ChannelGroups = analyze(
+            graph,
+            handlers,
+            output_boundary=out_ops,
+            input_boundary=in_ops,
+            force_group=force_group,
+            regularizer_blacklist=regularizer_blacklist,
+            algorithm_name=type(self).__name__,
+        )
+        if not conv3d:
+            conv3d_ops = [graph.ops[i].layer for i in self.groups.crawl if graph.ops[i].type == "Conv3D"]
+            if conv3d_ops:
+                raise UnsupportedLayerError(
+                    f"{type(self).__name__} does not support Conv3D layers ({conv3d_ops[0]!r}), "
+                    f"as in the original; use the GroupLasso FLOPs or model-size regularizer"
+                )
+        self._prepare_costs()
+        self._prepare_groups()
+        self.seed_cost = float(self._cost_values(np, self._seed_counts()).sum())
+
+    # ----- construction -------------------------------------------------------------------
+    def _prepare_groups(self) -> None:
+        g = self.groups
+        members = g.group_sources
+        width = max((len(m) for m in members), default=1)
+        total = g.source_offsets[-1] + self.graph.ops[g.sources[-1]].size if g.sources else 0
+        index = np.full((len(members), width), total, dtype=np.int64)
+        for k, m in enumerate(members):
+            index[k, : len(m)] = m
+        self._group_index = tf.constant(index)
+        self._multi = width > 1
+        self._multi_rows = tf.constant(np.array([len(m) > 1 for m in members], dtype=bool))
+
+    def _prepare_costs(self) -> None:
+        graph, g = self.graph, self.groups
+        cost_ops = [i for i, op in enumerate(graph.ops) if op.type in SUPPORTED_OPS]
+        self._cost_ops = cost_ops
+        self._cost_pos = {op: k for k, op in enumerate(cost_ops)}
+        self._default_mask = np.array([i in g.touched for i in cost_ops], dtype=bool)
+        tensors: dict[tuple[str, int], int] = {}
+        static: list[float] = []
+        unique: dict[bytes, int] = {}
+        umap: list[int] = []
+        flat: list[np.ndarray] = []
+        seg: list[np.ndarray] = []
+
+        def tensor(key: tuple[str, int], ids: np.ndarray) -> int:
+            if key in tensors:
+                return tensors[key]
+            tensors[key] = len(static)
+            static.append(float(np.count_nonzero(ids < 0)))
+            live = ids[ids >= 0]
+            if live.size:
+                u = unique.setdefault(live.tobytes(), len(unique))
+                if u == len(flat):
+                    flat.append(live)
+                    seg.append(np.full(live.size, u, dtype=np.int64))
+                umap.append(u)
+            else:
+                umap.append(-1)
+            return tensors[key]
+
+        in_t, out_t = [], []
+        for i in cost_ops:
+            op = graph.ops[i]
+            out_t.append(tensor(("op", i), g.channel_group[i]))
+            if op.type == "ConcatV2":
+                in_t.append(out_t[-1])
+                continue
+            ref = op.inputs[0]
+            if ref.producer is None:
+                in_t.append(tensor(("const", i), np.full(ref.channels, -1, dtype=np.int64)))
+            else:
+                in_t.append(tensor(("op", ref.producer), g.channel_group[ref.producer]))
+        n_unique = len(flat)
+        self._n_unique = n_unique
+        self._umap = tf.constant(np.array([u if u >= 0 else n_unique for u in umap], dtype=np.int64))
+        self._flat_ids = tf.constant(np.concatenate(flat) if flat else np.zeros(0, np.int64))
+        self._flat_seg = tf.constant(np.concatenate(seg) if seg else np.zeros(0, np.int64))
+        self._static_np = np.array(static, dtype=np.float64)
+        self._static = {dt: tf.constant(self._static_np, dt) for dt in (tf.float32, tf.float64)}
+        self._in_t_np, self._out_t_np = np.array(in_t, np.int64), np.array(out_t, np.int64)
+        self._in_t, self._out_t = tf.constant(self._in_t_np), tf.constant(self._out_t_np)
+        self._sizes_np = np.array(
+            [float(np.asarray(ids).size) for ids in self._tensor_ids(tensors)], dtype=np.float64
+        )
+        table = coefficients_table([graph.ops[i] for i in cost_ops])
+        self._coeffs_np = table
+        self._coeffs = {
+            dt: OpCoefficients(**{k: tf.constant(v, dt) for k, v in vars(table).items()})
+            for dt in (tf.float32, tf.float64)
+        }
+
+    def _tensor_ids(self, tensors: Mapping[tuple[str, int], int]) -> list[np.ndarray]:
+        out: list[np.ndarray] = [np.zeros(0)] * len(tensors)
+        for (kind, i), t in tensors.items():
+            if kind == "op":
+                out[t] = self.groups.channel_group[i]
+            else:
+                out[t] = np.zeros(self.graph.ops[i].inputs[0].channels)
+        return out
+
+    def _seed_counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        a = self._sizes_np
+        zeros = np.zeros(len(self._cost_ops))
+        return a[self._in_t_np], a[self._out_t_np], zeros, zeros
+
+    # ----- sources and groups -------------------------------------------------------------
+    def _source_regularizer(self, op_index: int) -> OpRegularizer:
+        raise NotImplementedError
+
+    def _combine(self, regs: Sequence[OpRegularizer], reg: Any, alive: Any) -> tuple[Any, Any]:
+        index = self._group_index
+        single_reg = tf.gather(reg, index[:, 0])
+        single_alive = tf.gather(alive, index[:, 0])
+        if not self._multi:
+            return single_reg, single_alive
+        alive_pad = tf.concat([alive, [False]], 0)
+        grouped_alive = tf.reduce_any(tf.gather(alive_pad, index), axis=1)
+        if self.algorithm == "logistic_sigmoid":
+            if not all(getattr(r, "is_probabilistic", False) for r in regs):
+                raise ConfigurationError(
+                    "ProbabilisticGroupingRegularizer needs probabilistic members; the "
+                    "regularizer_decorator must keep is_probabilistic = True on what it returns"
+                )
+            pad = tf.concat([reg, [0.0]], 0)
+            grouped = 1.0 - tf.reduce_prod(1.0 - tf.gather(pad, index), axis=1)
+        else:
+            pad = tf.concat([reg, [np.finfo(np.float32).min]], 0)
+            grouped = tf.reduce_max(tf.gather(pad, index), axis=1)
+        rows = self._multi_rows
+        return tf.where(rows, grouped, single_reg), tf.where(rows, grouped_alive, single_alive)
+
+    def group_vectors(self) -> tuple[Any, Any]:
+        """(regularization vector, alive vector) of every channel group, in group order."""
+        regs = []
+        for s in self.groups.sources:
+            r = self._source_regularizer(s)
+            if self._decorator is not None:
+                r = self._decorator(r, **self._decorator_parameters) or r
+            regs.append(r)
+        reg = tf.concat([tf.cast(r.regularization_vector, tf.float32) for r in regs], 0)
+        alive = tf.concat([tf.cast(r.alive_vector, tf.bool) for r in regs], 0)
+        return self._combine(regs, reg, alive)
+
+    def get_regularizer(self, op_or_layer: str) -> OpRegularizer | None:
+        """The op regularizer of an op (or a layer's channel op), or None when unregularized."""
+        i = self._op_index(op_or_layer)
+        ids = self.groups.channel_group[i]
+        if not np.any(ids >= 0):
+            return None
+        reg, alive = self.group_vectors()
+        safe = tf.constant(np.maximum(ids, 0))
+        has = tf.constant(ids >= 0)
+        return _Vectors(
+            tf.where(has, tf.gather(reg, safe), 0.0),
+            tf.where(has, tf.gather(alive, safe), True),
+        )
+
+    def _op_index(self, name: str) -> int:
+        info = self.graph.layers.get(name)
+        if info is not None:
+            return info.prunable_op if info.prunable_op is not None else info.ops[-1]
+        return self.graph.resolve([name], "op")[0]
+
+    # ----- costs ---------------------------------------------------------------------------
+    def _counts(self, dtype: Any, with_reg: bool) -> tuple[Any, Any, Any, Any]:
+        reg, alive = self.group_vectors()
+        alive_f = tf.cast(alive, dtype)
+        n = self._n_unique
+        a_u = tf.math.unsorted_segment_sum(tf.gather(alive_f, self._flat_ids), self._flat_seg, n)
+        a_t = self._static[dtype] + tf.gather(tf.concat([a_u, [0.0]], 0), self._umap)
+        a_in, a_out = tf.gather(a_t, self._in_t), tf.gather(a_t, self._out_t)
+        if not with_reg:
+            zeros = tf.zeros_like(a_in)
+            return a_in, a_out, zeros, zeros
+        r_u = tf.math.unsorted_segment_sum(tf.gather(reg, self._flat_ids), self._flat_seg, n)
+        r_t = tf.gather(tf.concat([r_u, [0.0]], 0), self._umap)
+        return a_in, a_out, tf.gather(r_t, self._in_t), tf.gather(r_t, self._out_t)
+
+    def _cost_values(self, xp: Any, counts: Sequence[Any], dtype: Any = None, reg: bool = False) -> Any:
+        coeffs = self._coeffs_np if xp is np else self._coeffs[dtype]
+        return self.target.function(coeffs, reg, *counts, xp=xp)
+
+    def _selection(self, ops: Sequence[str] | None) -> np.ndarray:
+        if not ops:  # None or empty: every op of the regularized network, as in the original
+            return self._default_mask
+        wanted = set(self.graph.resolve(list(ops), "ops"))
+        return np.array([i in wanted for i in self._cost_ops], dtype=bool)
+
+    def _total(self, values: Any, ops: Sequence[str] | None) -> Any:
+        mask = self._selection(ops)
+        return tf.reduce_sum(tf.boolean_mask(values, tf.constant(mask)))
+
+    def get_regularization_term(self, ops: Sequence[str] | None = None) -> Any:
+        """Differentiable float32 scalar to add, times a strength, to the training loss.
+
+        Args:
+            ops: layer or op names to restrict the sum to; None (or empty) means all.
+        """
+        counts = self._counts(tf.float32, with_reg=True)
+        return self._total(self._cost_values(_TF, counts, tf.float32, reg=True), ops)
+
+    def get_cost(self, ops: Sequence[str] | None = None) -> Any:
+        """Cost of the network pruned to its alive channels (float64 scalar; ``float()`` it)."""
+        counts = self._counts(tf.float64, with_reg=False)
+        return self._total(self._cost_values(_TF, counts, tf.float64), ops)
+
+    def cost_per_op(self) -> dict[str, float]:
+        """Current cost of every costed op of the regularized network, by op name."""
+        counts = self._counts(tf.float64, with_reg=False)
+        values = self._cost_values(_TF, counts, tf.float64).numpy()
+        return {
+            self.graph.ops[i].name: float(v)
+            for i, v, keep in zip(self._cost_ops, values, self._default_mask, strict=True)
+            if keep
+        }
+
+    # ----- structure -----------------------------------------------------------------------
+    def alive_vectors(self) -> dict[str, np.ndarray]:
+        """Alive channels of every prunable layer (by Keras layer name), as booleans."""
+        _, alive = self.group_vectors()
+        alive_np = np.asarray(alive)
+        out = {}
+        for name, info in self.graph.layers.items():
+            if info.prunable_op is None:
+                continue
+            ids = self.groups.channel_group[info.prunable_op]
+            out[name] = np.where(ids >= 0, alive_np[np.maximum(ids, 0)], True).astype(bool)
+        return out
+
+    def structure(self, step: int | None = None) -> Structure:
+        """The learned structure now: alive widths of every prunable layer, seed and learned cost."""
+        layers = {}
+        for name, alive in self.alive_vectors().items():
+            info = self.graph.layers[name]
+            op = self.graph.ops[info.prunable_op]  # type: ignore[index]
+            layers[name] = LayerStructure(
+                alive=int(alive.sum()),
+                original=int(alive.size),
+                alive_channels=tuple(int(k) for k in np.flatnonzero(alive)),
+                layer_class=info.class_name,
+                op_name=op.name,
+            )
+        return Structure(
+            layers=layers,
+            cost_name=self.cost_name,
+            seed_cost=self.seed_cost,
+            learned_cost=float(self.get_cost()),
+            regularizer=self.name,
+            model_name=self.graph.model_name,
+            fingerprint=graph_fingerprint(self.graph),
+            step=step,
+        )
+
+    @property
+    def source_ops(self) -> list[str]:
+        """Names of the ops whose parameters are regularized (BN, conv, gating ops)."""
+        return [self.graph.ops[i].name for i in self.groups.sources]
+
+
+# ----- algorithm families --------------------------------------------------------------------
+class _Gamma(NetworkRegularizer):
+    algorithm = "gamma"
+
+    def __init__(
+        self,
+        model: Any,
+        gamma_threshold: float,
+        regularizer_decorator: Any = None,
+        decorator_parameters: Mapping[str, Any] | None = None,
+        input_boundary: Sequence[str] | None = None,
+        force_group: Sequence[str] | None = None,
+        regularizer_blacklist: Sequence[str] | None = None,
+        *,
+        output_boundary: Sequence[str] | None = None,
+        layer_handlers: Mapping[type, LayerHandler] | None = None,
+        target: Target | None = None,
+    ) -> None:
+        self.gamma_threshold = _number("gamma_threshold", gamma_threshold)
+        super().__init__(
+            model,
+            target=target or TARGETS[self._target_key],
+            regularizer_decorator=regularizer_decorator,
+            decorator_parameters=decorator_parameters,
+            input_boundary=input_boundary,
+            output_boundary=output_boundary,
+            force_group=force_group,
+            regularizer_blacklist=regularizer_blacklist,
+            layer_handlers=layer_handlers,
+        )
+
+    _target_key = "flops"
+
+    def _source_regularizer(self, op_index: int) -> OpRegularizer:
+        layer = self._layers[self.graph.ops[op_index].layer]
+        return GammaL1Regularizer(layer.gamma, self.gamma_threshold)
+
+
+class _GroupLasso(NetworkRegularizer):
+    algorithm = "group_lasso"
+    _target_key = "flops"
+    _conv3d = True
+
+    def __init__(
+        self,
+        model: Any,
+        threshold: float,
+        l1_fraction: float = 0,
+        regularizer_decorator: Any = None,
+        decorator_parameters: Mapping[str, Any] | None = None,
+        input_boundary: Sequence[str] | None = None,
+        force_group: Sequence[str] | None = None,
+        regularizer_blacklist: Sequence[str] | None = None,
+        *,
+        output_boundary: Sequence[str] | None = None,
+        layer_handlers: Mapping[type, LayerHandler] | None = None,
+        target: Target | None = None,
+    ) -> None:
+        self.threshold = _number("threshold", threshold)
+        self.l1_fraction = _number("l1_fraction", l1_fraction, 0.0, 1.0)
+        super().__init__(
+            model,
+            target=target or TARGETS[self._target_key],
+            regularizer_decorator=regularizer_decorator,
+            decorator_parameters=decorator_parameters,
+            input_boundary=input_boundary,
+            output_boundary=output_boundary,
+            force_group=force_group,
+            regularizer_blacklist=regularizer_blacklist,
+            layer_handlers=layer_handlers,
+            conv3d=self._conv3d,
+        )
+
+    def _source_regularizer(self, op_index: int) -> OpRegularizer:
+        op = self.graph.ops[op_index]
+        layer = self._layers[op.layer]
+        kernel = getattr(layer, str(op.attrs["weight"]))
+        reduce_dims = tuple(op.attrs["reduce_dims"])  # type: ignore[call-overload]
+        return GroupLassoRegularizer(kernel, reduce_dims, self.threshold, self.l1_fraction)
+
+
+class _LogisticSigmoid(NetworkRegularizer):
+    algorithm = "logistic_sigmoid"
+    _target_key = "flops"
+
+    def __init__(
+        self,
+        model: Any,
+        regularize_on_mask: bool = True,
+        alive_threshold: float = 0.1,
+        mask_as_alive_vector: bool = True,
+        regularizer_decorator: Any = None,
+        decorator_parameters: Mapping[str, Any] | None = None,
+        input_boundary: Sequence[str] | None = None,
+        force_group: Sequence[str] | None = None,
+        regularizer_blacklist: Sequence[str] | None = None,
+        *,
+        output_boundary: Sequence[str] | None = None,
+        layer_handlers: Mapping[type, LayerHandler] | None = None,
+        target: Target | None = None,
+    ) -> None:
+        self.regularize_on_mask = bool(regularize_on_mask)
+        self.alive_threshold = _number("alive_threshold", alive_threshold, 0.0, 1.0)
+        self.mask_as_alive_vector = bool(mask_as_alive_vector)
+        super().__init__(
+            model,
+            target=target or TARGETS[self._target_key],
+            regularizer_decorator=regularizer_decorator,
+            decorator_parameters=decorator_parameters,
+            input_boundary=input_boundary,
+            output_boundary=output_boundary,
+            force_group=force_group,
+            regularizer_blacklist=regularizer_blacklist,
+            layer_handlers=layer_handlers,
+        )
+
+    def _source_regularizer(self, op_index: int) -> OpRegularizer:
+        layer = self._layers[self.graph.ops[op_index].layer]
+        reg = ProbGatingRegularizer(
+            layer.mask_logits,
+            layer.sampled_mask(),
+            regularize_on_mask=self.regularize_on_mask,
+            alive_threshold=self.alive_threshold,
+            mask_as_alive_vector=self.mask_as_alive_vector,
+        )
+        if layer.keep_first_channel_alive:
+            # Channel 0 is always open in the forward pass, so it is alive in the cost too.
+            first = tf.one_hot(0, tf.shape(reg.alive_vector)[0], on_value=True, off_value=False)
+            reg._alive_vector = tf.logical_or(reg.alive_vector, first)
+        return reg
+
+
+class GammaFlopsRegularizer(_Gamma):
+    name = "GammaFlops"
+
+
+class GammaModelSizeRegularizer(_Gamma):
+    name = "GammaModelSize"
+    _target_key = "model_size"
+
+
+class GammaActivationRegularizer(_Gamma):
+    name = "GammaActivationCount"
+    _target_key = "activations"
+
+
+class GammaLatencyRegularizer(_Gamma):
+    """``GammaLatencyRegularizer(model, gamma_threshold, hardware, batch_size=1, ...)``."""
+
+    name = "Latency"
+
+    def __init__(self, model: Any, gamma_threshold: float, hardware: str, batch_size: int = 1, *args: Any, **kw: Any) -> None:
+        _number("gamma_threshold", gamma_threshold)
+        super().__init__(model, gamma_threshold, *args, target=latency_target(hardware, batch_size), **kw)
+
+
+class GroupLassoFlopsRegularizer(_GroupLasso):
+    name = "GroupLassoFlops"
+
+
+class GroupLassoModelSizeRegularizer(_GroupLasso):
+    name = "GroupLassoModelSize"
+    _target_key = "model_size"
+
+
+class GroupLassoActivationRegularizer(_GroupLasso):
+    name = "GroupLassoActivationCount"
+    _target_key = "activations"
+    _conv3d = False
+
+
+class GroupLassoLatencyRegularizer(_GroupLasso):
+    """``GroupLassoLatencyRegularizer(model, threshold, hardware, batch_size=1, l1_fraction=0, ...)``."""
+
+    name = "Latency"
+
+    def __init__(
+        self, model: Any, threshold: float, hardware: str, batch_size: int = 1, l1_fraction: float = 0,
+        *args: Any, **kw: Any,
+    ) -> None:
+        _number("threshold", threshold)
+        super().__init__(
+            model, threshold, l1_fraction, *args, target=latency_target(hardware, batch_size), **kw
+        )
+
+
+class LogisticSigmoidFlopsRegularizer(_LogisticSigmoid):
+    name = "LogisticSigmoidFlops"
+
+
+class LogisticSigmoidModelSizeRegularizer(_LogisticSigmoid):
+    name = "LogisticSigmoidModelSize"
+    _target_key = "model_size"
+
+
+class LogisticSigmoidLatencyRegularizer(_LogisticSigmoid):
+    """``LogisticSigmoidLatencyRegularizer(model, hardware, batch_size=1, regularize_on_mask=True, ...)``."""
+
+    name = "LogisticSigmoidLatency"
+
+    def __init__(self, model: Any, hardware: str, batch_size: int = 1, *args: Any, **kw: Any) -> None:
+        super().__init__(model, *args, target=latency_target(hardware, batch_size), **kw)
+
+
+REGULARIZERS: dict[tuple[str, str], type[NetworkRegularizer]] = {
+    ("gamma", "flops"): GammaFlopsRegularizer,
+    ("gamma", "model_size"): GammaModelSizeRegularizer,
+    ("gamma", "latency"): GammaLatencyRegularizer,
+    ("gamma", "activations"): GammaActivationRegularizer,
+    ("group_lasso", "flops"): GroupLassoFlopsRegularizer,
+    ("group_lasso", "model_size"): GroupLassoModelSizeRegularizer,
+    ("group_lasso", "latency"): GroupLassoLatencyRegularizer,
+    ("group_lasso", "activations"): GroupLassoActivationRegularizer,
+    ("logistic_sigmoid", "flops"): LogisticSigmoidFlopsRegularizer,
+    ("logistic_sigmoid", "model_size"): LogisticSigmoidModelSizeRegularizer,
+    ("logistic_sigmoid", "latency"): LogisticSigmoidLatencyRegularizer,
+}
