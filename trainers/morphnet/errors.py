@@ -11,6 +11,10 @@ class ConfigurationError(MorphNetError, ValueError):
     """A parameter is out of range or of the wrong kind (threshold, hardware, boundary, regex)."""
 
 
+class InvalidTypeError(MorphNetError, TypeError):
+    """A parameter has the wrong type (a bare string where a list of regexes is needed)."""
+
+
 class UnsupportedLayerError(MorphNetError, ValueError):
     """A layer class, activation or topology the library does not know how to analyse."""
 

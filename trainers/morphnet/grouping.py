@@ -28,7 +28,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .errors import ConfigurationError, GroupingError, NoSourceError
+from .errors import ConfigurationError, GroupingError, InvalidTypeError, NoSourceError
 from .graph import Graph, Op
 
 
@@ -317,7 +317,7 @@ def _check_regex_list(value: object, what: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise ConfigurationError(
+        raise InvalidTypeError(
             f"{what} must be a list of regex strings, but got {what}={value!r}; "
             f"wrap a single pattern in a list: [{value!r}]"
         )
