@@ -233,8 +233,12 @@ def mlp():
     h = L.Dense(4, activation="relu", name="fc1")(x)
     y = L.Dense(1, activation="relu", name="fc2")(h)
     model = keras.Model(x, y)
-    model.get_layer("fc1").set_weights([np.arange(24, dtype=np.float32).reshape(6, 4), np.arange(4.0)])
-    model.get_layer("fc2").set_weights([np.array([[21], [22], [23], [24]], np.float32), np.zeros(1)])
+    model.get_layer("fc1").set_weights(
+        [np.arange(24, dtype=np.float32).reshape(6, 4), np.arange(4.0)]
+    )
+    model.get_layer("fc2").set_weights(
+        [np.array([[21], [22], [23], [24]], np.float32), np.zeros(1)]
+    )
     return model
 
 

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from tests.morphnet.models import L, two_conv_concat_two_heads
-from trainers.morphnet import GammaFlopsRegularizer, GroupLassoFlopsRegularizer, Structure, StructureError
+from trainers.morphnet import (
+    GammaFlopsRegularizer,
+    GroupLassoFlopsRegularizer,
+    Structure,
+    StructureError,
+)
 from trainers.morphnet.structure import LayerStructure, remove_common_prefix, save_alive_counts
 from trainers.morphnet.tfkeras.compat import keras
 
@@ -18,7 +23,10 @@ def test_structure_of_case1(tmp_path):
     structure = reg.structure(step=7)
     # alive counts are the groups' alive channels as seen from each conv's output
     assert {n: s.alive for n, s in structure.layers.items()} == {
-        "conv1": 7, "conv2": 11, "conv3": 10, "conv4": 17,
+        "conv1": 7,
+        "conv2": 11,
+        "conv3": 10,
+        "conv4": 17,
     }
     assert structure.layers["conv2"].original == 23
     assert structure.layers["conv1"].alive_channels == tuple(range(7))
@@ -28,7 +36,12 @@ def test_structure_of_case1(tmp_path):
     data = structure.to_dict()
     assert data["schema_version"] == 1 and data["step"] == 7
     assert data["cost"] == {"name": "FLOPs", "seed": structure.seed_cost, "learned": 985404.0}
-    assert data["flat"] == {"conv1/Conv2D": 7, "conv2/Conv2D": 11, "conv3/Conv2D": 10, "conv4/Conv2D": 17}
+    assert data["flat"] == {
+        "conv1/Conv2D": 7,
+        "conv2/Conv2D": 11,
+        "conv3/Conv2D": 10,
+        "conv4/Conv2D": 17,
+    }
     path = structure.save(tmp_path / "s.json")
     assert Structure.load(path) == structure
 
@@ -42,7 +55,11 @@ def test_every_prunable_layer_is_exported():
     structure = GroupLassoFlopsRegularizer(keras.Model(img, x), 0.0).structure()
     # SeparableConv2D (pointwise), Conv2DTranspose and Dense are exported, unlike the original
     assert sorted(structure.layers) == ["convt", "fc", "sep"]
-    assert structure.flat() == {"convt/conv2d_transpose": 5, "fc/MatMul": 4, "sep/separable_conv2d": 6}
+    assert structure.flat() == {
+        "convt/conv2d_transpose": 5,
+        "fc/MatMul": 4,
+        "sep/separable_conv2d": 6,
+    }
 
 
 def test_case12_alive_files(tmp_path):

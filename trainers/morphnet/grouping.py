@@ -277,8 +277,10 @@ def _cuts(graph: Graph, links: Sequence[_Link]) -> dict[int, set[int]]:
         for link in links:
             if link.multiplier > 1:
                 continue
-            for src, s0, dst, d0 in ((link.a, link.a0, link.b, link.b0),
-                                     (link.b, link.b0, link.a, link.a0)):
+            for src, s0, dst, d0 in (
+                (link.a, link.a0, link.b, link.b0),
+                (link.b, link.b0, link.a, link.a0),
+            ):
                 for p in list(cuts.get(src, ())):
                     if s0 < p < s0 + link.n and add(dst, d0 + p - s0):
                         changed = True
@@ -356,8 +358,7 @@ def analyze(
     if not sources:
         raise NoSourceError(
             f"{algorithm_name} found nothing to regularize between the input and output "
-            f"boundaries of model {graph.model_name!r}: "
-            + _no_source_hint(handlers)
+            f"boundaries of model {graph.model_name!r}: " + _no_source_hint(handlers)
         )
     touched = _touched(graph, crawl, handlers, sources)
     if force:

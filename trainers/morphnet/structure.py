@@ -127,13 +127,17 @@ class Structure:
         )
 
     @classmethod
-    def from_flat(cls, counts: Mapping[str, int], originals: Mapping[str, int] | None = None) -> Structure:
+    def from_flat(
+        cls, counts: Mapping[str, int], originals: Mapping[str, int] | None = None
+    ) -> Structure:
         """A structure from the original's ``{"<layer>/Conv2D": count}`` file (layer = key prefix)."""
         layers = {}
         for key, count in counts.items():
             name = key.rsplit("/", 1)[0] if "/" in key else key
             original = int((originals or {}).get(name, count))
-            layers[name] = LayerStructure(int(count), original, tuple(range(int(count))), op_name=key)
+            layers[name] = LayerStructure(
+                int(count), original, tuple(range(int(count))), op_name=key
+            )
         return cls(layers=layers)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -161,7 +165,9 @@ class Structure:
         return save_alive_counts(self.flat(), base_dir, step)
 
 
-def save_alive_counts(counts: Mapping[str, int], base_dir: str | os.PathLike[str], step: int) -> Path:
+def save_alive_counts(
+    counts: Mapping[str, int], base_dir: str | os.PathLike[str], step: int
+) -> Path:
     """``json.dumps(counts, indent=2, sort_keys=True)`` into ``learned_structure/alive_<step>``."""
     directory = Path(base_dir) / "learned_structure"
     directory.mkdir(parents=True, exist_ok=True)

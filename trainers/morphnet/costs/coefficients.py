@@ -49,7 +49,7 @@ def flop_coeff(op: Op) -> float:
         # A Dense on a rank > 2 tensor runs once per position (a fix over the original).
         return 2.0 * math.prod(op.spatial)
     spatial = op.inputs[0].shape[1:-1] if op.type == "Conv2DBackpropInput" else op.shape[1:-1]
-    return 2.0 * math.prod(int(d) for d in spatial) * _kernel_spatial(op)  # type: ignore[arg-type]
+    return 2.0 * math.prod(int(d or 0) for d in spatial) * _kernel_spatial(op)
 
 
 def num_weights_coeff(op: Op) -> float:
@@ -67,7 +67,11 @@ def memory_payloads(op: Op) -> tuple[float, float, float]:
     else:
         inputs = tuple(r.shape for r in op.inputs)
     p_in = sum(payload(s, op.dtype_bytes) for s in inputs)
-    q = float(_kernel_spatial(op) * op.dtype_bytes) if op.type in FLOP_OPS and op.kernel_shape else 0.0
+    q = (
+        float(_kernel_spatial(op) * op.dtype_bytes)
+        if op.type in FLOP_OPS and op.kernel_shape
+        else 0.0
+    )
     return p_in, payload(op.shape, op.dtype_bytes), q
 
 

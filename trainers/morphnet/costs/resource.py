@@ -34,7 +34,9 @@ def flop_function(
     co: OpCoefficients, is_regularization: bool, a_in, a_out, r_in, r_out, batch_size=1, xp=np
 ) -> Number:
     """FLOPs of the op (per example unless ``batch_size`` is given)."""
-    return batch_size * _bilinear(co.flop, co.depthwise, is_regularization, a_in, a_out, r_in, r_out, xp)
+    return batch_size * _bilinear(
+        co.flop, co.depthwise, is_regularization, a_in, a_out, r_in, r_out, xp
+    )
 
 
 def model_size_function(
@@ -105,12 +107,22 @@ def latency_target(hardware: str | Hardware, batch_size: int = 1) -> Target:
 
     hw = get_hardware(hardware)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ConfigurationError(f"batch_size must be a positive int, but got batch_size={batch_size!r}")
+        raise ConfigurationError(
+            f"batch_size must be a positive int, but got batch_size={batch_size!r}"
+        )
 
     def function(co, is_reg, a_in, a_out, r_in, r_out, batch_size=batch_size, xp=np):
         return latency_function(
-            co, is_reg, a_in, a_out, r_in, r_out, hw.peak_compute, hw.memory_bandwidth,
-            batch_size=batch_size, xp=xp,
+            co,
+            is_reg,
+            a_in,
+            a_out,
+            r_in,
+            r_out,
+            hw.peak_compute,
+            hw.memory_bandwidth,
+            batch_size=batch_size,
+            xp=xp,
         )
 
     return Target("latency", f"{hw.name} Latency", function, batch_size)

@@ -30,6 +30,45 @@ from .op_regularizers import (
     ProbGatingRegularizer,
     SlicingReferenceRegularizer,
 )
-from .reader import Leaf, NonPassThrough, PassThrough, read_model, register_activation, register_layer
+from .reader import (
+    Leaf,
+    NonPassThrough,
+    PassThrough,
+    read_model,
+    register_activation,
+    register_layer,
+)
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+__all__ = [
+    "GammaL1Regularizer",
+    "L2GroupingRegularizer",
+    "ConcatRegularizer",
+    "ConstantOpRegularizer",
+    "GammaActivationRegularizer",
+    "GammaFlopsRegularizer",
+    "GammaLatencyRegularizer",
+    "GammaModelSizeRegularizer",
+    "GroupLassoActivationRegularizer",
+    "GroupLassoFlopsRegularizer",
+    "GroupLassoLatencyRegularizer",
+    "GroupLassoModelSizeRegularizer",
+    "GroupLassoRegularizer",
+    "Leaf",
+    "LogisticSigmoidFlopsRegularizer",
+    "LogisticSigmoidGating",
+    "LogisticSigmoidLatencyRegularizer",
+    "LogisticSigmoidModelSizeRegularizer",
+    "MaxGroupingRegularizer",
+    "NetworkRegularizer",
+    "NonPassThrough",
+    "OpRegularizer",
+    "PassThrough",
+    "ProbGatingRegularizer",
+    "ProbabilisticGroupingRegularizer",
+    "REGULARIZERS",
+    "SlicingReferenceRegularizer",
+    "logistic_sigmoid_sample",
+    "read_model",
+    "register_activation",
+    "register_layer",
+]

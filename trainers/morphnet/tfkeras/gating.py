@@ -75,8 +75,10 @@ class LogisticSigmoidGating(keras.layers.Layer):
                 f"LogisticSigmoidGating gates the last (channel) axis only, but got axis={axis}; "
                 f"use axis=-1 with channels-last tensors"
             )
-        if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not (
-            math.isfinite(temperature) and temperature >= 0
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, int | float)
+            or not (math.isfinite(temperature) and temperature >= 0)
         ):
             raise ConfigurationError(
                 f"temperature must be a number >= 0, but got temperature={temperature!r}"
@@ -109,7 +111,9 @@ class LogisticSigmoidGating(keras.layers.Layer):
     def build(self, input_shape: Any) -> None:
         channels = int(input_shape[-1])
         init = self.log_odds_init
-        initializer = keras.initializers.Constant(float(init)) if isinstance(init, int | float) else init
+        initializer = (
+            keras.initializers.Constant(float(init)) if isinstance(init, int | float) else init
+        )
         self.mask_logits = self.add_weight(
             name="mask_logits", shape=(channels,), initializer=initializer, trainable=True
         )
@@ -170,7 +174,9 @@ class LogisticSigmoidGating(keras.layers.Layer):
             axis=self.axis,
             temperature=self.temperature,
             straight_through=self.straight_through,
-            log_odds_init=init if isinstance(init, int | float) else keras.initializers.serialize(init),
+            log_odds_init=init
+            if isinstance(init, int | float)
+            else keras.initializers.serialize(init),
             soft_mask_for_inference=self.soft_mask_for_inference,
             keep_first_channel_alive=self.keep_first_channel_alive,
             annealing_rate=self.annealing_rate,

@@ -17,7 +17,7 @@ import numpy as np
 from ..costs import TARGETS, Target, coefficients_table, latency_target
 from ..costs.coefficients import OpCoefficients
 from ..errors import ConfigurationError, UnsupportedLayerError
-from ..graph import SUPPORTED_OPS, Graph
+from ..graph import SUPPORTED_OPS
 from ..grouping import ChannelGroups, analyze, handlers_for
 from ..structure import LayerStructure, Structure, graph_fingerprint
 from .compat import tf
@@ -120,7 +120,9 @@ class NetworkRegularizer:
             algorithm_name=type(self).__name__,
         )
         if not conv3d:
-            conv3d_ops = [graph.ops[i].layer for i in self.groups.crawl if graph.ops[i].type == "Conv3D"]
+            conv3d_ops = [
+                graph.ops[i].layer for i in self.groups.crawl if graph.ops[i].type == "Conv3D"
+            ]
             if conv3d_ops:
                 raise UnsupportedLayerError(
                     f"{type(self).__name__} does not support Conv3D layers ({conv3d_ops[0]!r}), "
@@ -186,7 +188,9 @@ class NetworkRegularizer:
                 in_t.append(tensor(("op", ref.producer), g.channel_group[ref.producer]))
         n_unique = len(flat)
         self._n_unique = n_unique
-        self._umap = tf.constant(np.array([u if u >= 0 else n_unique for u in umap], dtype=np.int64))
+        self._umap = tf.constant(
+            np.array([u if u >= 0 else n_unique for u in umap], dtype=np.int64)
+        )
         self._flat_ids = tf.constant(np.concatenate(flat) if flat else np.zeros(0, np.int64))
         self._flat_seg = tf.constant(np.concatenate(seg) if seg else np.zeros(0, np.int64))
         self._static_np = np.array(static, dtype=np.float64)
@@ -290,7 +294,9 @@ class NetworkRegularizer:
         r_t = tf.gather(tf.concat([r_u, [0.0]], 0), self._umap)
         return a_in, a_out, tf.gather(r_t, self._in_t), tf.gather(r_t, self._out_t)
 
-    def _cost_values(self, xp: Any, counts: Sequence[Any], dtype: Any = None, reg: bool = False) -> Any:
+    def _cost_values(
+        self, xp: Any, counts: Sequence[Any], dtype: Any = None, reg: bool = False
+    ) -> Any:
         coeffs = self._coeffs_np if xp is np else self._coeffs[dtype]
         return self.target.function(coeffs, reg, *counts, xp=xp)
 
@@ -448,7 +454,7 @@ class _GroupLasso(NetworkRegularizer):
         op = self.graph.ops[op_index]
         layer = self._layers[op.layer]
         kernel = getattr(layer, str(op.attrs["weight"]))
-        reduce_dims = tuple(op.attrs["reduce_dims"])  # type: ignore[call-overload]
+        reduce_dims: tuple[int, ...] = tuple(op.attrs["reduce_dims"])  # type: ignore[arg-type]
         return GroupLassoRegularizer(kernel, reduce_dims, self.threshold, self.l1_fraction)
 
 
@@ -522,9 +528,19 @@ class GammaLatencyRegularizer(_Gamma):
 
     name = "Latency"
 
-    def __init__(self, model: Any, gamma_threshold: float, hardware: str, batch_size: int = 1, *args: Any, **kw: Any) -> None:
+    def __init__(
+        self,
+        model: Any,
+        gamma_threshold: float,
+        hardware: str,
+        batch_size: int = 1,
+        *args: Any,
+        **kw: Any,
+    ) -> None:
         _number("gamma_threshold", gamma_threshold)
-        super().__init__(model, gamma_threshold, *args, target=latency_target(hardware, batch_size), **kw)
+        super().__init__(
+            model, gamma_threshold, *args, target=latency_target(hardware, batch_size), **kw
+        )
 
 
 class GroupLassoFlopsRegularizer(_GroupLasso):
@@ -548,8 +564,14 @@ class GroupLassoLatencyRegularizer(_GroupLasso):
     name = "Latency"
 
     def __init__(
-        self, model: Any, threshold: float, hardware: str, batch_size: int = 1, l1_fraction: float = 0,
-        *args: Any, **kw: Any,
+        self,
+        model: Any,
+        threshold: float,
+        hardware: str,
+        batch_size: int = 1,
+        l1_fraction: float = 0,
+        *args: Any,
+        **kw: Any,
     ) -> None:
         _number("threshold", threshold)
         super().__init__(
@@ -571,7 +593,9 @@ class LogisticSigmoidLatencyRegularizer(_LogisticSigmoid):
 
     name = "LogisticSigmoidLatency"
 
-    def __init__(self, model: Any, hardware: str, batch_size: int = 1, *args: Any, **kw: Any) -> None:
+    def __init__(
+        self, model: Any, hardware: str, batch_size: int = 1, *args: Any, **kw: Any
+    ) -> None:
         super().__init__(model, *args, target=latency_target(hardware, batch_size), **kw)
 
 

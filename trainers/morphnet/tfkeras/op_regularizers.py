@@ -17,6 +17,8 @@ class OpRegularizer:
     """Base class: a pair of rank-1 vectors of equal length."""
 
     is_probabilistic = False
+    _regularization_vector: Any
+    _alive_vector: Any
 
     @property
     def regularization_vector(self) -> Any:
@@ -44,7 +46,11 @@ class GroupLassoRegularizer(OpRegularizer):
     """Per output channel: ``l1_fraction * mean|w| + (1 - l1_fraction) * sqrt(mean w^2)``."""
 
     def __init__(
-        self, weight_tensor: Any, reduce_dims: Sequence[int], threshold: float, l1_fraction: float = 0.0
+        self,
+        weight_tensor: Any,
+        reduce_dims: Sequence[int],
+        threshold: float,
+        l1_fraction: float = 0.0,
     ) -> None:
         w = _f32(weight_tensor)
         if len(w.shape) != len(reduce_dims) + 1:

@@ -152,7 +152,9 @@ class PassThrough:
 
     op_type: str = "Identity"
 
-    def __call__(self, b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]) -> list[TensorRef]:
+    def __call__(
+        self, b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]
+    ) -> list[TensorRef]:
         return [b.add(layer, self.op_type, _out_shape(node), inputs)]
 
 
@@ -162,7 +164,9 @@ class Leaf:
 
     op_type: str = "Reshape"
 
-    def __call__(self, b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]) -> list[TensorRef]:
+    def __call__(
+        self, b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]
+    ) -> list[TensorRef]:
         return [b.add(layer, self.op_type, _out_shape(node), inputs)]
 
 
@@ -172,7 +176,9 @@ class NonPassThrough:
 
     op_type: str = "Transpose"
 
-    def __call__(self, b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]) -> list[TensorRef]:
+    def __call__(
+        self, b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]
+    ) -> list[TensorRef]:
         return [b.add(layer, self.op_type, _out_shape(node), inputs)]
 
 
@@ -198,8 +204,15 @@ def _conv(b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]) -> li
         suffix = op_type
         reduce_dims = tuple(range(rank - 1))
     x = b.add(
-        layer, op_type, _out_shape(node), inputs[:1], suffix=suffix, kernel_shape=kernel,
-        prunable=True, weight="kernel", reduce_dims=reduce_dims,
+        layer,
+        op_type,
+        _out_shape(node),
+        inputs[:1],
+        suffix=suffix,
+        kernel_shape=kernel,
+        prunable=True,
+        weight="kernel",
+        reduce_dims=reduce_dims,
     )
     return [_bias_and_activation(b, layer, x)]
 
@@ -214,8 +227,13 @@ def _depthwise(b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]) 
     _check_channels_last(layer)
     kernel = tuple(layer.kernel.shape)
     x = b.add(
-        layer, "DepthwiseConv2dNative", _out_shape(node), inputs[:1], suffix="depthwise",
-        kernel_shape=kernel, multiplier=int(layer.depth_multiplier),
+        layer,
+        "DepthwiseConv2dNative",
+        _out_shape(node),
+        inputs[:1],
+        suffix="depthwise",
+        kernel_shape=kernel,
+        multiplier=int(layer.depth_multiplier),
     )
     return [_bias_and_activation(b, layer, x)]
 
@@ -227,12 +245,24 @@ def _separable(b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]) 
     out = _out_shape(node)
     mid = out[:-1] + (pw_kernel[-2],)
     x = b.add(
-        layer, "DepthwiseConv2dNative", mid, inputs[:1], suffix="depthwise",
-        kernel_shape=dw_kernel, multiplier=int(layer.depth_multiplier),
+        layer,
+        "DepthwiseConv2dNative",
+        mid,
+        inputs[:1],
+        suffix="depthwise",
+        kernel_shape=dw_kernel,
+        multiplier=int(layer.depth_multiplier),
     )
     x = b.add(
-        layer, "Conv2D", out, (x,), suffix="separable_conv2d", kernel_shape=pw_kernel,
-        prunable=True, weight="pointwise_kernel", reduce_dims=tuple(range(len(pw_kernel) - 1)),
+        layer,
+        "Conv2D",
+        out,
+        (x,),
+        suffix="separable_conv2d",
+        kernel_shape=pw_kernel,
+        prunable=True,
+        weight="pointwise_kernel",
+        reduce_dims=tuple(range(len(pw_kernel) - 1)),
     )
     return [_bias_and_activation(b, layer, x)]
 
@@ -240,8 +270,14 @@ def _separable(b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]) 
 def _dense(b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]) -> list[TensorRef]:
     kernel = tuple(layer.kernel.shape)
     x = b.add(
-        layer, "MatMul", _out_shape(node), inputs[:1], kernel_shape=kernel, prunable=True,
-        weight="kernel", reduce_dims=(0,),
+        layer,
+        "MatMul",
+        _out_shape(node),
+        inputs[:1],
+        kernel_shape=kernel,
+        prunable=True,
+        weight="kernel",
+        reduce_dims=(0,),
     )
     return [_bias_and_activation(b, layer, x)]
 
@@ -256,13 +292,19 @@ def _batch_norm(b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef])
         )
     return [
         b.add(
-            layer, "FusedBatchNormV3", _out_shape(node), inputs[:1], weight="gamma",
+            layer,
+            "FusedBatchNormV3",
+            _out_shape(node),
+            inputs[:1],
+            weight="gamma",
             not_source=not layer.scale,
         )
     ]
 
 
-def _activation_layer(b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]) -> list[TensorRef]:
+def _activation_layer(
+    b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]
+) -> list[TensorRef]:
     if activation_name(layer.activation) == "linear":
         return [b.add(layer, "Identity", _out_shape(node), inputs)]
     return [b.activation(layer, layer.activation, inputs[0])]
@@ -316,7 +358,9 @@ def _const_shape(value: Any) -> Shape:
     return ()
 
 
-def _normalization(b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]) -> list[TensorRef]:
+def _normalization(
+    b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]
+) -> list[TensorRef]:
     shape = _out_shape(node)
     stat = (1,) * (len(shape) - 1) + (shape[-1],)
     x = b.add(layer, "Sub", shape, (inputs[0], TensorRef(stat)))
@@ -324,13 +368,17 @@ def _normalization(b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRe
 
 
 def _upsampling(b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]) -> list[TensorRef]:
-    kind = "ResizeBilinear" if getattr(layer, "interpolation", "nearest") == "bilinear" else (
-        "ResizeNearestNeighbor"
+    kind = (
+        "ResizeBilinear"
+        if getattr(layer, "interpolation", "nearest") == "bilinear"
+        else ("ResizeNearestNeighbor")
     )
     return [b.add(layer, kind, _out_shape(node), inputs)]
 
 
-def _input_layer(b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]) -> list[TensorRef]:
+def _input_layer(
+    b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]
+) -> list[TensorRef]:
     return [b.add(layer, "Placeholder", _out_shape(node), ())]
 
 
@@ -398,8 +446,15 @@ def _default_handlers() -> dict[type, LayerHandler]:
     for cls in (L.Cropping1D, L.Cropping2D, L.Cropping3D, L.CenterCrop):
         table[cls] = PassThrough("Crop")
     for cls in (
-        L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D, L.SpatialDropout3D, L.GaussianNoise,
-        L.GaussianDropout, L.AlphaDropout, L.ActivityRegularization, L.Identity,
+        L.Dropout,
+        L.SpatialDropout1D,
+        L.SpatialDropout2D,
+        L.SpatialDropout3D,
+        L.GaussianNoise,
+        L.GaussianDropout,
+        L.AlphaDropout,
+        L.ActivityRegularization,
+        L.Identity,
     ):
         table[cls] = PassThrough("Identity")
     from .gating import LogisticSigmoidGating, lower_gating
@@ -424,7 +479,9 @@ def register_layer(layer_class: type, handler: LayerHandler) -> None:
     _REGISTRY[layer_class] = handler
 
 
-def layer_handlers(overrides: Mapping[type, LayerHandler] | None = None) -> dict[type, LayerHandler]:
+def layer_handlers(
+    overrides: Mapping[type, LayerHandler] | None = None,
+) -> dict[type, LayerHandler]:
     """A fresh copy of the handler registry with ``overrides`` applied (per analysis)."""
     table = _default_handlers()
     table.update(_REGISTRY)
