@@ -30,6 +30,7 @@ from trainers.morphnet import (  # noqa: E402
     GammaLatencyRegularizer,
     GroupLassoFlopsRegularizer,
     NoSourceError,
+    read_model,
 )
 
 A = keras.applications
@@ -54,7 +55,7 @@ REGULARIZERS: dict[str, Callable[[Any], Any]] = {
 @dataclass
 class Row:
     model: str
-    ops: int | None
+    ops: int
     model_build_s: float
     forward_ms: float
     regularizer: str
@@ -66,13 +67,21 @@ class Row:
         return None if self.term_ms is None else self.term_ms / self.forward_ms
 
 
-def time_calls(fn: Callable[[], Any], repeats: int) -> float:
-    """Mean seconds per call of a compiled function, after one warm-up call (the trace)."""
-    fn().numpy()
-    start = time.perf_counter()
+def time_side_by_side(fns: list[Callable[[], Any]], repeats: int) -> list[float]:
+    """Mean seconds per call of each compiled function, calls interleaved round-robin.
+
+    Each function is called once first (the trace, not timed); interleaving the timed calls
+    exposes every function to the same machine load.
+    """
+    for fn in fns:
+        fn()
+    totals = [0.0] * len(fns)
     for _ in range(repeats):
-        fn().numpy()
-    return (time.perf_counter() - start) / repeats
+        for k, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn().numpy()  # .numpy() waits for the result
+            totals[k] += time.perf_counter() - start
+    return [t / repeats for t in totals]
 
 
 def bench_model(name: str, size: int, repeats: int) -> list[Row]:
@@ -82,25 +91,23 @@ def bench_model(name: str, size: int, repeats: int) -> list[Row]:
 
     x = tf.zeros((1, size, size, 3))
     forward = tf.function(lambda: model(x, training=False))
-    forward_s = time_calls(forward, repeats)
+    forward()  # trace once, so that the no-source rows below can report a forward time too
 
+    graph, _ = read_model(model)  # the ops every regularizer analyses (untimed)
+    ops = len(graph.ops)
     rows: list[Row] = []
-    ops: int | None = None
     for reg_name, make in REGULARIZERS.items():
-        row = Row(name, None, model_build_s, forward_s * 1e3, reg_name)
         start = time.perf_counter()
         try:
             reg = make(model)
         except NoSourceError:
-            rows.append(row)
+            (forward_s,) = time_side_by_side([forward], repeats)
+            rows.append(Row(name, ops, model_build_s, forward_s * 1e3, reg_name))
             continue
-        row.build_s = time.perf_counter() - start
-        ops = len(reg.graph.ops)
+        build_s = time.perf_counter() - start
         term = tf.function(reg.get_regularization_term)
-        row.term_ms = time_calls(term, repeats) * 1e3
-        rows.append(row)
-    for row in rows:
-        row.ops = ops
+        forward_s, term_s = time_side_by_side([forward, term], repeats)
+        rows.append(Row(name, ops, model_build_s, forward_s * 1e3, reg_name, build_s, term_s * 1e3))
     keras.backend.clear_session()
     return rows
 
@@ -126,9 +133,9 @@ def print_table(rows: list[Row]) -> None:
         "model",
         "ops",
         "model build",
-        "forward b=1",
         "regularizer",
         "analyse+build",
+        "forward b=1",
         "term / call",
         "term / forward",
     )
@@ -140,11 +147,11 @@ def print_table(rows: list[Row]) -> None:
         table.append(
             (
                 r.model if first else "",
-                (str(r.ops) if r.ops is not None else "?") if first else "",
+                str(r.ops) if first else "",
                 f"{r.model_build_s:.2f} s" if first else "",
-                f"{r.forward_ms:.2f} ms" if first else "",
                 r.regularizer,
                 _fmt(r.build_s, ".3f", " s"),
+                f"{r.forward_ms:.2f} ms",
                 _fmt(r.term_ms, ".3f", " ms") if r.build_s is not None else "n/a",
                 _fmt(r.ratio, ".3f", "x") if r.build_s is not None else "n/a",
             )

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import trainers.morphnet as morphnet
 from trainers.morphnet import REGULARIZERS, NoSourceError
 
 L = keras.layers
@@ -178,8 +179,6 @@ def test_independent_counter_matches_hand_computed_costs() -> None:
     ],
 )
 def test_tiny_model_seed_and_full_width_cost(cls_name: str, expected: int) -> None:
-    import trainers.morphnet as morphnet
-
     reg = getattr(morphnet, cls_name)(_tiny_model(), 0.0)
     # Seed cost (every channel alive) is the hand-computed full-width cost, exactly.
     assert reg.seed_cost == expected

@@ -24,8 +24,10 @@ from .errors import (
     UnsupportedLayerError,
 )
 from .structure import LayerStructure, Structure
+from .widths import channel_map, expand_to_budget, scale_structure, seed_structure, structure_cost
 
 _LAZY = {
+    "add_gating", "apply_structure", "model_cost", "rebuild", "remove_gating",
     "GammaFlopsRegularizer",
     "GammaModelSizeRegularizer",
     "GammaLatencyRegularizer",
@@ -69,6 +71,16 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "add_gating",
+    "apply_structure",
+    "model_cost",
+    "rebuild",
+    "remove_gating",
+    "channel_map",
+    "expand_to_budget",
+    "scale_structure",
+    "seed_structure",
+    "structure_cost",
     "ConcatRegularizer",
     "ConfigurationError",
     "ConstantOpRegularizer",

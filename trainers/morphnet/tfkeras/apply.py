@@ -1,0 +1,448 @@
+"""Transforms of Keras models: rebuild at a learned structure, add and remove FiGS gates.
+
+Every transform returns a new model and leaves its input untouched. Nested models are flattened
+into one functional model with the same layer names and topology.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..costs import TARGETS, Target
+from ..errors import StructureError
+from ..graph import SUPPORTED_OPS
+from ..structure import LayerStructure, Structure, graph_fingerprint
+from ..widths import channel_map, check_structure, layer_channel_maps, widths_cost
+from .compat import keras
+from .gating import LogisticSigmoidGating
+from .reader import LayerHandler, read_model
+
+class _Vanished:
+    """Marker for the output of a layer pruned to zero channels."""
+
+
+_GONE = _Vanished()
+_MERGES = (
+    keras.layers.Concatenate,
+    keras.layers.Add,
+    keras.layers.Average,
+    keras.layers.Maximum,
+    keras.layers.Minimum,
+)
+
+
+def _functional(model: Any) -> Any:
+    if isinstance(model, keras.Sequential):
+        return model._functional
+    return model
+
+
+def rebuild(
+    model: Any,
+    clone_layer: Callable[[Any], Any],
+    *,
+    call_layer: Callable[[Any, Any, tuple, dict], Any] | None = None,
+    name: str | None = None,
+) -> Any:
+    """A new functional model calling ``clone_layer(layer)`` in place of every layer.
+
+    ``call_layer(new_layer, old_layer, args, kwargs)`` may change how a clone is called (drop
+    vanished inputs, append a gate). Shared layers stay shared.
+    """
+    clones: dict[int, Any] = {}
+    done: dict[tuple[int, int], list[Any]] = {}
+    counter = [0]
+
+    def tensor(t: Any, bound: Mapping[int, Any], ctx: int) -> Any:
+        if id(t) in bound:
+            return bound[id(t)]
+        layer, node_index, tensor_index = t._keras_history
+        return node(layer, layer._inbound_nodes[node_index], bound, ctx)[tensor_index]
+
+    def node(layer: Any, n: Any, bound: Mapping[int, Any], ctx: int) -> list[Any]:
+        key = (ctx, id(n))
+        if key in done:
+            return done[key]
+        values = {id(t): tensor(t, bound, ctx) for t in n.input_tensors}
+        if isinstance(layer, keras.Model):
+            inner = _functional(layer)
+            counter[0] += 1
+            inner_bound = {id(t): values[id(s)] for t, s in zip(inner.inputs, n.input_tensors, strict=False)}
+            outs = [tensor(t, inner_bound, counter[0]) for t in inner.outputs]
+        else:
+            args, kwargs = n.arguments.fill_in(values)
+            if id(layer) not in clones:
+                clones[id(layer)] = clone_layer(layer)
+            new = clones[id(layer)]
+            result = call_layer(new, layer, args, kwargs) if call_layer else new(*args, **kwargs)
+            outs = list(result) if isinstance(result, list | tuple) else [result]
+        done[key] = outs
+        return outs
+
+    functional = _functional(model)
+    inputs = [
+        keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype, name=t._keras_history[0].name)
+        for t in functional.inputs
+    ]
+    bound = {id(t): new for t, new in zip(functional.inputs, inputs, strict=True)}
+    outputs = [tensor(t, bound, 0) for t in functional.outputs]
+    if any(o is _GONE for o in outputs):
+        raise StructureError(
+            "the structure prunes every channel feeding a model output; rebuild with "
+            "min_channels=1 or a smaller regularization strength"
+        )
+    single_in = len(inputs) == 1 and not isinstance(functional._inputs_struct, list | tuple)
+    single_out = len(outputs) == 1 and not isinstance(functional._outputs_struct, list | tuple)
+    return keras.Model(
+        inputs[0] if single_in else inputs,
+        outputs[0] if single_out else outputs,
+        name=name or model.name,
+    )
+
+
+def _width_config(layer: Any, width: int) -> dict[str, Any]:
+    config = layer.get_config()
+    key = "units" if isinstance(layer, keras.layers.Dense) else "filters"
+    config[key] = int(width)
+    return config
+
+
+def _as_structure(structure: Structure | Mapping[str, Any] | str | os.PathLike[str]) -> Structure:
+    if isinstance(structure, Structure):
+        return structure
+    if isinstance(structure, Mapping):
+        return Structure.from_dict(structure)
+    return Structure.load(structure)
+
+
+def apply_structure(
+    model: Any,
+    structure: Structure | Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    keep_weights: bool = False,
+    min_channels: int = 0,
+    layer_handlers: Mapping[type, LayerHandler] | None = None,
+) -> Any:
+    """A new model of the same topology with the widths of ``structure``.
+
+    Args:
+        model: the seed model the structure was learned on (built, functional or Sequential).
+        structure: a ``Structure``, its dict, or the path of its JSON.
+        keep_weights: copy the surviving channels' weights (else fresh initialization).
+        min_channels: raise every width to at least this; with 0, a layer pruned to zero channels
+            is removed when only merges (concat, add) consume it, and is an error otherwise.
+    """
+    structure = _as_structure(structure)
+    graph, _ = read_model(model, layer_handlers)
+    check_structure(graph, structure)
+    if min_channels:
+        structure = _raise_widths(structure, min_channels)
+    ids = channel_map(graph, structure)
+    maps = layer_channel_maps(graph, ids)
+    widths = {n: structure.layers[n].alive for n in structure.layers}
+    if keep_weights:
+        fresh = [n for n, s in structure.layers.items() if s.alive > len(s.alive_channels)]
+        if fresh:
+            raise StructureError(
+                f"keep_weights needs every kept channel to exist in the seed model, but "
+                f"{fresh[:3]} are wider than their alive channels; use keep_weights=False"
+            )
+
+    def clone(layer: Any) -> Any:
+        if layer.name in widths:
+            if widths[layer.name] == 0:
+                return _GONE
+            return type(layer).from_config(_width_config(layer, widths[layer.name]))
+        if isinstance(layer, keras.layers.Reshape):
+            config = layer.get_config()
+            _, out_ids, _ = maps[layer.name]
+            if out_ids is not None and config["target_shape"][-1] != len(out_ids):
+                config["target_shape"] = tuple(config["target_shape"][:-1]) + (len(out_ids),)
+            return type(layer).from_config(config)
+        return layer.__class__.from_config(layer.get_config())
+
+    def call(new: Any, old: Any, args: tuple, kwargs: dict) -> Any:
+        if new is _GONE:
+            return _GONE
+        if isinstance(old, _MERGES):
+            alive = [t for t in args[0] if t is not _GONE]
+            if not alive:
+                return _GONE
+            if len(alive) == 1:
+                return alive[0]
+            return new(alive, *args[1:], **kwargs)
+        flat = [a for a in args if a is _GONE] + [v for v in kwargs.values() if v is _GONE]
+        if flat:
+            if _passes_channels(old):
+                return _GONE
+            raise StructureError(
+                f"layer {old.name!r} ({type(old).__name__}) would receive 0 channels: the "
+                f"structure prunes everything before it and the network would be cut there. "
+                f"Rebuild with min_channels=1, or blacklist that layer from regularization"
+            )
+        return new(*args, **kwargs)
+
+    new_model = rebuild(model, clone, call_layer=call)
+    if keep_weights:
+        _copy_weights(model, new_model, maps)
+    return new_model
+
+
+def _passes_channels(layer: Any) -> bool:
+    """Layers that keep channel j as channel j (a pruned-away input leaves nothing to compute)."""
+    prunable = (
+        keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.Dense,
+        keras.layers.SeparableConv1D, keras.layers.SeparableConv2D, keras.layers.Conv2DTranspose,
+        keras.layers.Conv1DTranspose, keras.layers.Flatten, keras.layers.Reshape,
+        keras.layers.Permute,
+    )
+    return not isinstance(layer, prunable)
+
+
+def _raise_widths(structure: Structure, min_channels: int) -> Structure:
+    layers = {}
+    for name, s in structure.layers.items():
+        width = min(max(s.alive, min_channels), s.original)
+        channels = tuple(sorted(s.alive_channels)) or tuple(range(s.alive))
+        extra = [c for c in range(s.original) if c not in channels][: width - len(channels)]
+        layers[name] = LayerStructure(width, s.original, tuple(sorted(channels + tuple(extra))), s.layer_class, s.op_name)
+    return Structure(
+        layers=layers,
+        cost_name=structure.cost_name,
+        seed_cost=structure.seed_cost,
+        learned_cost=structure.learned_cost,
+        regularizer=structure.regularizer,
+        model_name=structure.model_name,
+        fingerprint=structure.fingerprint,
+        step=structure.step,
+        extra=structure.extra,
+    )
+
+
+def _slice(value: np.ndarray, axis: int, ids: np.ndarray | None, layer: str) -> np.ndarray:
+    if ids is None or value.shape[axis] == len(ids) and np.array_equal(ids, np.arange(len(ids))):
+        return value
+    return np.take(value, ids, axis=axis)
+
+
+def _copy_weights(old_model: Any, new_model: Any, maps: Mapping[str, Any]) -> None:
+    old_layers = {layer.name: layer for layer in _all_layers(old_model)}
+    for new in _all_layers(new_model):
+        old = old_layers.get(new.name)
+        if old is None or not old.weights:
+            continue
+        in_ids, out_ids, size = maps.get(new.name, (None, None, -1))
+        values = []
+        for w_old, w_new in zip(old.weights, new.weights, strict=True):
+            value = _slice_weight(old, w_old, np.asarray(w_old), in_ids, out_ids, size)
+            if tuple(value.shape) != tuple(w_new.shape):
+                raise StructureError(
+                    f"cannot carry weight {w_old.path} of layer {new.name!r} from shape "
+                    f"{value.shape} to {tuple(w_new.shape)}; use keep_weights=False"
+                )
+            values.append(value)
+        new.set_weights(values)
+
+
+def _slice_weight(
+    layer: Any, weight: Any, value: np.ndarray, in_ids: Any, out_ids: Any, size: int
+) -> np.ndarray:
+    name = weight.path.rsplit("/", 1)[-1]
+    L = keras.layers
+    if isinstance(layer, L.DepthwiseConv1D | L.DepthwiseConv2D):
+        return _slice(value, -2, in_ids, layer.name) if name.endswith("kernel") else _slice(value, 0, out_ids, layer.name)
+    if isinstance(layer, L.SeparableConv1D | L.SeparableConv2D):
+        m = int(layer.depth_multiplier)
+        if name == "depthwise_kernel":
+            return _slice(value, -2, in_ids, layer.name)
+        if name == "pointwise_kernel":
+            mid = None if in_ids is None else (np.repeat(in_ids, m) * m + np.tile(np.arange(m), len(in_ids)))
+            return _slice(_slice(value, -2, mid, layer.name), -1, out_ids, layer.name)
+        return _slice(value, 0, out_ids, layer.name)
+    if isinstance(layer, L.Conv1DTranspose | L.Conv2DTranspose):
+        if name == "kernel":
+            return _slice(_slice(value, -1, in_ids, layer.name), -2, out_ids, layer.name)
+        return _slice(value, 0, out_ids, layer.name)
+    if name == "kernel" and value.ndim >= 2:
+        return _slice(_slice(value, -2, in_ids, layer.name), -1, out_ids, layer.name)
+    if value.ndim >= 1 and out_ids is not None and value.shape[-1] == size:
+        return _slice(value, -1, out_ids, layer.name)
+    return value
+
+
+def _all_layers(model: Any) -> list[Any]:
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            out.extend(_all_layers(layer))
+        else:
+            out.append(layer)
+    return out
+
+
+def model_cost(model: Any, target: str | Target = "flops", layer_handlers: Any = None) -> float:
+    """Full-width cost of a Keras model (every channel alive), over every op that costs."""
+    target = TARGETS[target] if isinstance(target, str) else target
+    graph, _ = read_model(model, layer_handlers)
+    ids = [np.arange(op.size) for op in graph.ops]
+    crawl = _reachable(graph)
+    return widths_cost(graph, target, list(ids), [i for i in crawl if graph.ops[i].type in SUPPORTED_OPS])
+
+
+def _reachable(graph: Any) -> list[int]:
+    seen: set[int] = set()
+    stack = list(graph.outputs)
+    while stack:
+        i = stack.pop()
+        if i in seen or i in graph.inputs:
+            continue
+        seen.add(i)
+        stack.extend(r.producer for r in graph.ops[i].inputs if r.producer is not None)
+    return sorted(seen)
+
+
+# ----- FiGS gates ------------------------------------------------------------------------------
+_CHAIN = (
+    keras.layers.BatchNormalization,
+    keras.layers.Activation,
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+    keras.layers.ELU,
+    keras.layers.PReLU,
+)
+_PRUNABLE = (
+    keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.Dense,
+    keras.layers.SeparableConv1D, keras.layers.SeparableConv2D, keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+)
+
+
+def _gate_points(model: Any) -> dict[str, str]:
+    """For each prunable layer: the last layer of its conv -> BN -> activation chain."""
+    layers = _all_layers(model)
+    consumers: dict[str, list[Any]] = {}
+    for layer in layers:
+        for n in layer._inbound_nodes:
+            for t in n.input_tensors:
+                consumers.setdefault(t._keras_history[0].name, []).append(layer)
+    outputs = {t._keras_history[0].name for t in _functional(model).outputs}
+    points = {}
+    for layer in layers:
+        if not isinstance(layer, _PRUNABLE) or layer.name in outputs:
+            continue
+        end = layer
+        while (
+            len(consumers.get(end.name, [])) == 1
+            and isinstance(consumers[end.name][0], _CHAIN)
+            and end.name not in outputs
+        ):
+            end = consumers[end.name][0]
+        points[end.name] = layer.name
+    return points
+
+
+def add_gating(model: Any, **gate_kwargs: Any) -> Any:
+    """A copy of ``model`` with a ``LogisticSigmoidGating`` after every prunable layer's chain.
+
+    The gate goes after the layer's BatchNormalization and activation (conv -> BN -> ReLU ->
+    gate), and is named ``<layer>_gate``. Layers producing a model output get no gate.
+    Weights are copied from ``model``.
+    """
+    points = _gate_points(model)
+    gates: dict[str, Any] = {}
+
+    def clone(layer: Any) -> Any:
+        return layer.__class__.from_config(layer.get_config())
+
+    def call(new: Any, old: Any, args: tuple, kwargs: dict) -> Any:
+        out = new(*args, **kwargs)
+        if old.name in points:
+            owner = points[old.name]
+            gate = gates.setdefault(owner, LogisticSigmoidGating(name=f"{owner}_gate", **gate_kwargs))
+            out = gate(out)
+        return out
+
+    new_model = rebuild(model, clone, call_layer=call)
+    old = {layer.name: layer for layer in _all_layers(model)}
+    for layer in _all_layers(new_model):
+        if layer.name in old and old[layer.name].weights:
+            layer.set_weights(old[layer.name].get_weights())
+    return new_model
+
+
+def remove_gating(model: Any) -> tuple[Any, Structure]:
+    """Strip the gates; returns the un-gated model and the structure their inference masks give.
+
+    A gate's open channels are those with logit > 0 (plus channel 0 when it keeps the first
+    channel alive); the structure prunes the rest. The soft inference scale sigmoid(logit) of
+    open channels is folded into the preceding BatchNormalization (gamma, beta) or, with no BN,
+    into the layer's kernel and bias when only ReLU-like activations lie between.
+    """
+    gates = {layer.name: layer for layer in _all_layers(model) if isinstance(layer, LogisticSigmoidGating)}
+    points = {v: k for k, v in _gate_points_of_gated(model).items()}
+
+    def clone(layer: Any) -> Any:
+        return layer.__class__.from_config(layer.get_config())
+
+    def call(new: Any, old: Any, args: tuple, kwargs: dict) -> Any:
+        if isinstance(old, LogisticSigmoidGating):
+            return args[0]
+        return new(*args, **kwargs)
+
+    stripped = rebuild(model, lambda layer: layer if isinstance(layer, LogisticSigmoidGating) else clone(layer), call_layer=call)
+    old = {layer.name: layer for layer in _all_layers(model)}
+    for layer in _all_layers(stripped):
+        if layer.name in old and old[layer.name].weights:
+            layer.set_weights(old[layer.name].get_weights())
+    graph, _ = read_model(stripped)
+    layers = {}
+    for owner, gate_name in points.items():
+        gate = gates[gate_name]
+        logits = np.asarray(gate.mask_logits)
+        open_ = logits > 0
+        if gate.keep_first_channel_alive:
+            open_[0] = True
+        if gate.soft_mask_for_inference:
+            _fold_scale(stripped, owner, 1.0 / (1.0 + np.exp(-logits)) * open_)
+        info = graph.layers[owner]
+        size = graph.ops[info.prunable_op].size  # type: ignore[index]
+        alive = tuple(int(c) for c in np.flatnonzero(open_))
+        layers[owner] = LayerStructure(len(alive), size, alive, info.class_name, graph.ops[info.prunable_op].name)  # type: ignore[index]
+    structure = Structure(layers=layers, model_name=graph.model_name, fingerprint=graph_fingerprint(graph))
+    return stripped, structure
+
+
+def _gate_points_of_gated(model: Any) -> dict[str, str]:
+    """gate layer name -> the prunable layer it gates (its name prefix)."""
+    names = {layer.name for layer in _all_layers(model)}
+    return {
+        layer.name: layer.name[: -len("_gate")]
+        for layer in _all_layers(model)
+        if isinstance(layer, LogisticSigmoidGating) and layer.name[: -len("_gate")] in names
+    }
+
+
+def _fold_scale(model: Any, owner: str, scale: np.ndarray) -> None:
+    layers = {layer.name: layer for layer in _all_layers(model)}
+    layer = layers[owner]
+    consumers = {}
+    for other in layers.values():
+        for n in other._inbound_nodes:
+            for t in n.input_tensors:
+                consumers.setdefault(t._keras_history[0].name, []).append(other)
+    nxt = consumers.get(owner, [])
+    if len(nxt) == 1 and isinstance(nxt[0], keras.layers.BatchNormalization) and nxt[0].scale:
+        bn = nxt[0]
+        bn.gamma.assign(np.asarray(bn.gamma) * scale)
+        bn.beta.assign(np.asarray(bn.beta) * scale)
+        return
+    if isinstance(layer, _PRUNABLE):
+        weights = layer.get_weights()
+        weights[0] = weights[0] * scale
+        if len(weights) > 1:
+            weights[1] = weights[1] * scale
+        layer.set_weights(weights)

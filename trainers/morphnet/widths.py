@@ -1,0 +1,268 @@
+"""Channel maps: which channels of the seed network every op keeps under a structure.
+
+A *channel map* gives, for every op of the seed graph, the seed channel index of each channel the
+rebuilt op will have (``-1`` for a fresh channel when a structure is expanded beyond the seed).
+Widths follow from it (its length), so do the weights to keep (its indices) and the cost of the
+rebuilt network (``structure_cost``), all without building a Keras model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .costs import Target, coefficients_table
+from .errors import StructureError
+from .graph import SUPPORTED_OPS, Graph, Op
+from .grouping import BASE_HANDLERS, Role
+from .structure import LayerStructure, Structure
+
+ChannelMap = list[np.ndarray | None]
+
+
+def _prunable_ids(layer: LayerStructure, original: int) -> np.ndarray:
+    kept = np.array(sorted(layer.alive_channels)[: layer.alive], dtype=np.int64)
+    if kept.size < min(layer.alive, original):  # structure without channel lists: keep the first
+        kept = np.arange(min(layer.alive, original), dtype=np.int64)
+    extra = max(layer.alive - kept.size, 0)
+    return np.concatenate([kept, np.full(extra, -1, dtype=np.int64)])
+
+
+def _first_known(graph: Graph, op: Op, ids: ChannelMap) -> np.ndarray | None:
+    known = [
+        ids[r.producer]
+        for r in op.inputs
+        if r.producer is not None and graph.ops[r.producer].size == op.size
+    ]
+    known = [k for k in known if k is not None]
+    for other in known[1:]:
+        if not np.array_equal(other, known[0]):
+            raise StructureError(
+                f"layer {op.layer!r} combines inputs that the structure prunes differently "
+                f"({len(known[0])} vs {len(other)} channels); layers tied by an add or merge "
+                f"must keep the same channels. Export the structure with a MorphNet regularizer "
+                f"(which groups them) instead of editing widths by hand"
+            )
+    return known[0] if known else None
+
+
+def _reshaped(graph: Graph, op: Op, source: np.ndarray) -> np.ndarray:
+    producer = graph.ops[op.inputs[0].producer]  # type: ignore[index]
+    full = np.arange(producer.size)
+    if np.array_equal(source, full):
+        return np.arange(op.size)
+    if op.size == producer.size:
+        return source
+    positions = math.prod(producer.spatial)
+    if len(op.shape) == 2 and op.size == positions * producer.size:
+        # Flatten of channels-last maps (p, c) to p * C + c
+        return (np.arange(positions)[:, None] * producer.size + source[None, :]).reshape(-1)
+    raise StructureError(
+        f"layer {op.layer!r} ({op.type}) reshapes pruned channels in a way morphsweep cannot "
+        f"follow; keep the layers before it at full width (regularizer_blacklist) or use "
+        f"GlobalAveragePooling instead of a reshape"
+    )
+
+
+def channel_map(graph: Graph, structure: Structure) -> ChannelMap:
+    """Seed channel indices kept by every op of ``graph`` under ``structure`` (``None``: unused)."""
+    ids: ChannelMap = [None] * len(graph.ops)
+    for i, op in enumerate(graph.ops):
+        info = graph.layers[op.layer]
+        role = BASE_HANDLERS.get(op.type)
+        if info.prunable_op == i and op.layer in structure.layers:
+            ids[i] = _prunable_ids(structure.layers[op.layer], op.size)
+        elif op.type in ("Conv2D", "Conv3D", "MatMul", "Conv2DBackpropInput", "Placeholder"):
+            ids[i] = np.arange(op.size)
+        elif op.type == "ConcatV2" and op.attrs.get("axis", -1) in (-1, len(op.shape) - 1):
+            parts, offset = [], 0
+            for ref in op.inputs:
+                part = ids[ref.producer] if ref.producer is not None else None
+                if part is None:
+                    part = np.arange(ref.channels)
+                parts.append(np.where(part >= 0, part + offset, -1))
+                offset += ref.channels
+            ids[i] = np.concatenate(parts)
+        elif op.type == "DepthwiseConv2dNative":
+            m = int(op.attrs.get("multiplier", 1))  # type: ignore[call-overload]
+            source = ids[op.inputs[0].producer]  # type: ignore[index]
+            assert source is not None
+            ids[i] = np.where(
+                np.repeat(source, m) >= 0, np.repeat(source, m) * m + np.tile(np.arange(m), source.size), -1
+            )
+        elif role is not None and role.role in (Role.LEAF, Role.OUTPUT_NON_PASSTHROUGH):
+            source = ids[op.inputs[0].producer] if op.inputs and op.inputs[0].producer is not None else None
+            ids[i] = np.arange(op.size) if source is None else _reshaped(graph, op, source)
+        elif op.inputs:
+            ids[i] = _first_known(graph, op, ids)
+    return ids
+
+
+def check_structure(graph: Graph, structure: Structure) -> None:
+    """Raise StructureError when ``structure`` was not made for ``graph``'s model."""
+    from .structure import graph_fingerprint
+
+    unknown = [n for n in structure.layers if n not in graph.layers]
+    if unknown:
+        raise StructureError(
+            f"the structure names layers that model {graph.model_name!r} does not have: "
+            f"{unknown[:5]}; it was exported for another model"
+        )
+    for name, layer in structure.layers.items():
+        info = graph.layers[name]
+        if info.prunable_op is None:
+            raise StructureError(f"layer {name!r} ({info.class_name}) has no prunable width")
+        size = graph.ops[info.prunable_op].size
+        if layer.original != size:
+            raise StructureError(
+                f"layer {name!r} has {size} channels in this model but {layer.original} in the "
+                f"structure; it was exported for another model"
+            )
+        if any(c < 0 or c >= size for c in layer.alive_channels):
+            raise StructureError(f"layer {name!r} lists alive channels outside [0, {size})")
+    if structure.fingerprint and structure.fingerprint != graph_fingerprint(graph):
+        raise StructureError(
+            f"the structure's model fingerprint {structure.fingerprint!r} does not match model "
+            f"{graph.model_name!r} ({graph_fingerprint(graph)!r}); it was exported for a model "
+            f"with other layers or input shape"
+        )
+
+
+def widths_cost(graph: Graph, target: Target, ids: ChannelMap, ops: Sequence[int] | None = None) -> float:
+    """Cost of the network whose ops have the widths of ``ids`` (all channels alive)."""
+    chosen = [i for i in (ops if ops is not None else range(len(graph.ops)))]
+    cost_ops = [i for i in chosen if graph.ops[i].type in SUPPORTED_OPS and ids[i] is not None]
+    if not cost_ops:
+        return 0.0
+
+    def width(i: int) -> float:
+        found = ids[i]
+        return float(len(found)) if found is not None else float(graph.ops[i].size)
+
+    a_out = np.array([width(i) for i in cost_ops])
+    a_in = []
+    for i in cost_ops:
+        op = graph.ops[i]
+        ref = op.inputs[0]
+        if op.type == "ConcatV2":
+            a_in.append(width(i))
+        elif ref.producer is None:
+            a_in.append(float(ref.channels))
+        else:
+            a_in.append(width(ref.producer))
+    table = coefficients_table([graph.ops[i] for i in cost_ops])
+    zeros = np.zeros(len(cost_ops))
+    return float(np.sum(target.function(table, False, np.array(a_in), a_out, zeros, zeros, xp=np)))
+
+
+def structure_cost(
+    graph: Graph, structure: Structure, target: Target, ops: Sequence[int] | None = None
+) -> float:
+    """Cost of the model ``graph`` rebuilt at the widths of ``structure``."""
+    return widths_cost(graph, target, channel_map(graph, structure), ops)
+
+
+def seed_structure(graph: Graph) -> Structure:
+    """The structure that keeps every channel of every prunable layer."""
+    layers = {}
+    for name, info in graph.layers.items():
+        if info.prunable_op is not None:
+            op = graph.ops[info.prunable_op]
+            layers[name] = LayerStructure(op.size, op.size, tuple(range(op.size)), info.class_name, op.name)
+    from .structure import graph_fingerprint
+
+    return Structure(layers=layers, model_name=graph.model_name, fingerprint=graph_fingerprint(graph))
+
+
+def scale_structure(structure: Structure, multiplier: float, min_channels: int = 1) -> Structure:
+    """Every layer's width times ``multiplier`` (rounded, at least ``min_channels`` unless 0).
+
+    Widths may exceed the seed's when expanding (MorphNet's optional uniform expansion); the
+    channels kept are the first of the structure's alive channels, extra channels are new.
+    """
+    if not math.isfinite(multiplier) or multiplier <= 0:
+        raise StructureError(f"width multiplier must be > 0, but got {multiplier!r}")
+    layers: dict[str, LayerStructure] = {}
+    for name, layer in structure.layers.items():
+        width = int(round(layer.alive * multiplier))
+        if layer.alive > 0:
+            width = max(width, min_channels)
+        kept = tuple(sorted(layer.alive_channels)[: min(width, layer.alive)])
+        layers[name] = LayerStructure(width, layer.original, kept, layer.layer_class, layer.op_name)
+    return Structure(
+        layers=layers,
+        cost_name=structure.cost_name,
+        seed_cost=structure.seed_cost,
+        regularizer=structure.regularizer,
+        model_name=structure.model_name,
+        fingerprint=structure.fingerprint,
+        step=structure.step,
+        extra={**structure.extra, "width_multiplier": multiplier},
+    )
+
+
+def expand_to_budget(
+    graph: Graph,
+    structure: Structure,
+    target: Target,
+    budget: float,
+    *,
+    max_multiplier: float = 16.0,
+    tolerance: float = 1e-3,
+) -> tuple[Structure, float]:
+    """The largest uniform scaling of ``structure`` whose cost stays within ``budget``.
+
+    Returns:
+        (scaled structure, its cost). The search is a bisection on the multiplier.
+    """
+    if not budget > 0:
+        raise StructureError(f"budget must be > 0, but got budget={budget!r}")
+
+    def cost(m: float) -> float:
+        return structure_cost(graph, scale_structure(structure, m), target)
+
+    if cost(1e-6) > budget:
+        raise StructureError(
+            f"even the narrowest version of this structure costs {cost(1e-6):.4g} > budget "
+            f"{budget:.4g} {target.cost_name}; raise the budget"
+        )
+    lo, hi = 1e-6, 1.0
+    while cost(hi) <= budget and hi < max_multiplier:
+        lo, hi = hi, min(hi * 2, max_multiplier)
+    if cost(hi) <= budget:
+        lo = hi
+    while hi - lo > tolerance * lo:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cost(mid) <= budget else (lo, mid)
+    best = scale_structure(structure, lo)
+    return best, structure_cost(graph, best, target)
+
+
+def layer_channel_maps(graph: Graph, ids: ChannelMap) -> dict[str, tuple[np.ndarray | None, np.ndarray | None, int]]:
+    """Per Keras layer: (input channel map, output channel map, seed output width)."""
+    out = {}
+    for name, info in graph.layers.items():
+        in_ids = None
+        for k in info.ops:
+            producers = [r.producer for r in graph.ops[k].inputs if r.producer is not None]
+            producers = [p for p in producers if p not in info.ops]
+            if producers:
+                in_ids = ids[producers[0]]
+                break
+        last = graph.ops[info.ops[-1]]
+        out[name] = (in_ids, ids[info.ops[-1]], last.size)
+    return out
+
+
+def mapping_is_identity(ids: np.ndarray | None, size: int) -> bool:
+    return ids is None or (len(ids) == size and bool(np.all(ids == np.arange(size))))
+
+
+def prunable_widths(graph: Graph, ids: ChannelMap) -> Mapping[str, int]:
+    return {
+        name: len(ids[info.prunable_op])  # type: ignore[arg-type]
+        for name, info in graph.layers.items()
+        if info.prunable_op is not None and ids[info.prunable_op] is not None
+    }
