@@ -18,12 +18,12 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 check: $(STAMP)
-	$(PY) -m ruff check trainers sweep dashboards tests benchmarks
+	$(PY) -m ruff check trainers sweep dashboards tests
 	$(PY) -m mypy
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_regularizers.py
+	$(PY) tests/benchmarks/bench_regularizers.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

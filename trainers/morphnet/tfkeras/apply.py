@@ -407,7 +407,10 @@ def remove_gating(model: Any) -> tuple[Any, Structure]:
         if gate.keep_first_channel_alive:
             open_[0] = True
         if gate.soft_mask_for_inference:
-            _fold_scale(stripped, owner, 1.0 / (1.0 + np.exp(-logits)) * open_)
+            scale = 1.0 / (1.0 + np.exp(-logits.astype(np.float64))) * open_
+            if gate.keep_first_channel_alive:
+                scale[0] = 1.0  # the gate passes channel 0 unscaled: max(mask, one_hot(0))
+            _fold_scale(stripped, owner, scale)
         info = graph.layers[owner]
         size = graph.ops[info.prunable_op].size  # type: ignore[index]
         alive = tuple(int(c) for c in np.flatnonzero(open_))

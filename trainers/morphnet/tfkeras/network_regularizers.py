@@ -130,7 +130,8 @@ class NetworkRegularizer:
                 )
         self._prepare_costs()
         self._prepare_groups()
-        self.seed_cost = float(self._cost_values(np, self._seed_counts()).sum())
+        # with every channel alive, over the same ops get_cost() sums
+        self.seed_cost = float(self._cost_values(np, self._seed_counts())[self._default_mask].sum())
 
     # ----- construction -------------------------------------------------------------------
     def _prepare_groups(self) -> None:

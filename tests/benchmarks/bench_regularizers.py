@@ -6,7 +6,7 @@ of one ``get_regularization_term()`` evaluation inside a ``tf.function``, next t
 of the model at batch 1 (also inside a ``tf.function``) measured in the same process. Model
 construction is timed separately and is not part of "build".
 
-    .venv/bin/python benchmarks/bench_regularizers.py [--models ResNet50,MobileNetV2] [--repeats 20]
+    .venv/bin/python tests/benchmarks/bench_regularizers.py [--models ResNet50,MobileNetV2] [--repeats 20]
 """
 
 from __future__ import annotations

@@ -1,0 +1,13 @@
+"""Errors of the trial trainer."""
+
+from __future__ import annotations
+
+from .morphnet.errors import MorphNetError
+
+
+class TrialConfigError(MorphNetError, ValueError):
+    """A trial config field is unknown, of the wrong type, or out of range."""
+
+
+class TrialFailed(MorphNetError, RuntimeError):
+    """A trial stopped for a reason worth reporting (NaN loss, degenerate structure)."""

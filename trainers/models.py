@@ -1,0 +1,138 @@
+"""Seed models: a small zoo sized for digits and 32x32 images, keras.applications, user code.
+
+Zoo models put BatchNormalization(scale=True) after every conv (Gamma sources) and end in
+GlobalAveragePooling2D + Dense, so every algorithm can analyse them and the predicted cost equals
+the rebuilt model's cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .data import resolve_callable
+from .errors import TrialConfigError
+
+
+# Small datasets give few steps per epoch: faster moving statistics make validation meaningful.
+BN_MOMENTUM = 0.9
+
+
+def _keras() -> Any:
+    from .morphnet.tfkeras.compat import keras
+
+    return keras
+
+
+def _conv_bn(x: Any, filters: int, kernel: int, stride: int, name: str, relu: bool = True) -> Any:
+    L = _keras().layers
+    x = L.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=name)(x)
+    x = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    return L.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+def _head(x: Any, num_classes: int) -> Any:
+    L = _keras().layers
+    x = L.GlobalAveragePooling2D(name="pool")(x)
+    return L.Dense(num_classes, name="logits")(x)
+
+
+def plain_cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 32) -> Any:
+    """conv-BN-ReLU x 4 with one stride-2 step."""
+    keras = _keras()
+    inputs = keras.Input(input_shape, name="image")
+    x = _conv_bn(inputs, width, 3, 1, "conv1")
+    x = _conv_bn(x, width, 3, 1, "conv2")
+    x = _conv_bn(x, 2 * width, 3, 2, "conv3")
+    x = _conv_bn(x, 2 * width, 3, 1, "conv4")
+    return keras.Model(inputs, _head(x, num_classes), name="plain")
+
+
+def resnet(input_shape: tuple[int, ...], num_classes: int, width: int = 32) -> Any:
+    """A stem and three residual stages (two basic blocks each, projection on stride)."""
+    keras, L = _keras(), _keras().layers
+    inputs = keras.Input(input_shape, name="image")
+    x = _conv_bn(inputs, width, 3, 1, "stem")
+    for stage, (filters, stride) in enumerate(((width, 1), (2 * width, 2), (4 * width, 2)), 1):
+        for block in (1, 2):
+            s = stride if block == 1 else 1
+            name = f"s{stage}b{block}"
+            y = _conv_bn(x, filters, 3, s, f"{name}_conv1")
+            y = _conv_bn(y, filters, 3, 1, f"{name}_conv2", relu=False)
+            if s != 1 or x.shape[-1] != filters:
+                x = _conv_bn(x, filters, 1, s, f"{name}_proj", relu=False)
+            x = L.ReLU(name=f"{name}_out")(L.Add(name=f"{name}_add")([x, y]))
+    return keras.Model(inputs, _head(x, num_classes), name="resnet")
+
+
+def mobilenet(input_shape: tuple[int, ...], num_classes: int, width: int = 32) -> Any:
+    """MobileNetV2-style inverted residuals: 1x1 expand, depthwise 3x3, 1x1 project."""
+    keras, L = _keras(), _keras().layers
+    inputs = keras.Input(input_shape, name="image")
+    x = _conv_bn(inputs, width, 3, 1, "stem")
+    blocks = ((width, 1), (width, 1), (2 * width, 2), (2 * width, 1))
+    for i, (filters, stride) in enumerate(blocks, 1):
+        y = _conv_bn(x, 4 * x.shape[-1], 1, 1, f"b{i}_expand")
+        y = L.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"b{i}_dw")(y)
+        y = L.ReLU(name=f"b{i}_dw_relu")(L.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_dw_bn")(y))
+        y = _conv_bn(y, filters, 1, 1, f"b{i}_project", relu=False)
+        x = L.Add(name=f"b{i}_add")([x, y]) if stride == 1 and x.shape[-1] == filters else y
+    return keras.Model(inputs, _head(x, num_classes), name="mobilenet")
+
+
+def inception(input_shape: tuple[int, ...], num_classes: int, width: int = 32) -> Any:
+    """Two inception modules: 1x1, 1x1-3x3 and pool-1x1 branches concatenated on channels."""
+    keras, L = _keras(), _keras().layers
+    inputs = keras.Input(input_shape, name="image")
+    x = _conv_bn(inputs, width, 3, 1, "stem")
+    for m, stride in ((1, 1), (2, 2)):
+        b1 = _conv_bn(x, width, 1, stride, f"m{m}_b1")
+        b2 = _conv_bn(_conv_bn(x, width // 2, 1, 1, f"m{m}_b2a"), width, 3, stride, f"m{m}_b2b")
+        pool = L.MaxPooling2D(3, strides=stride, padding="same", name=f"m{m}_pool")(x)
+        b3 = _conv_bn(pool, width // 2, 1, 1, f"m{m}_b3")
+        x = L.Concatenate(name=f"m{m}_concat")([b1, b2, b3])
+    return keras.Model(inputs, _head(x, num_classes), name="inception")
+
+
+ZOO: dict[str, Callable[..., Any]] = {
+    "plain": plain_cnn,
+    "resnet": resnet,
+    "mobilenet": mobilenet,
+    "inception": inception,
+}
+MODELS = tuple(f"zoo:{n}" for n in ZOO) + ("keras.applications.<Name>", "<module>:<function>")
+
+
+def check_model_spec(spec: str) -> None:
+    """Cheap validation of a model spec (before any data is loaded or training starts)."""
+    if spec.startswith("zoo:"):
+        if spec[4:] not in ZOO:
+            raise TrialConfigError(f"model must be one of {MODELS}, but got model={spec!r}")
+    elif spec.startswith("keras.applications."):
+        name = spec.rsplit(".", 1)[1]
+        if not callable(getattr(_keras().applications, name, None)):
+            raise TrialConfigError(f"model {spec!r}: keras.applications has no model {name!r}")
+    elif ":" in spec:
+        resolve_callable(spec, "model")
+    else:
+        raise TrialConfigError(f"model must be one of {MODELS}, but got model={spec!r}")
+
+
+def build_model(
+    spec: str, input_shape: tuple[int, ...], num_classes: int, width: int = 32, seed: int | None = None
+) -> Any:
+    """Build the seed model named by ``spec`` for this input shape and number of classes."""
+    check_model_spec(spec)
+    keras = _keras()
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    if spec.startswith("zoo:"):
+        return ZOO[spec[4:]](tuple(input_shape), num_classes, width=width)
+    if spec.startswith("keras.applications."):
+        factory = getattr(keras.applications, spec.rsplit(".", 1)[1])
+        return factory(weights=None, input_shape=tuple(input_shape), classes=num_classes, classifier_activation=None)
+    function = resolve_callable(spec, "model")
+    model = function(input_shape=tuple(input_shape), num_classes=num_classes)
+    if not isinstance(model, keras.Model):
+        raise TrialConfigError(f"model function {spec!r} must return a keras.Model, got {type(model).__name__}")
+    return model

@@ -1,0 +1,424 @@
+"""One structure-learning trial: learn with MorphNet, export, rebuild the smaller model, retrain.
+
+``run_trial(config, reporter)`` is the entry point a sweep calls. It reports per epoch through
+``trainers.reporting.Reporter``, checkpoints every epoch under ``<output_dir>/checkpoint`` and
+resumes from there when run again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import TrialConfig
+from .data import Dataset, check_dataset_spec, load_dataset
+from .errors import TrialFailed
+from .models import build_model, check_model_spec
+from .morphnet.errors import StructureError
+from .morphnet.structure import Structure
+from .reporting import ConsoleReporter, Reporter, write_json
+
+LEARN, RETRAIN, DONE = "learn", "retrain", "done"
+
+
+@dataclass
+class TrialResult:
+    """What a finished trial produced (also written to ``metrics.json``)."""
+
+    output_dir: str
+    structure_path: str
+    model_path: str
+    metrics_path: str
+    cost_name: str
+    seed_cost: float
+    predicted_cost: float
+    rebuilt_cost: float
+    strength: float
+    retrained_val_accuracy: float
+    learned_val_accuracy: float | None
+    warnings: list[str] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("history")
+        data["cost_fraction"] = self.rebuilt_cost / self.seed_cost if self.seed_cost else float("nan")
+        return data
+
+
+def _keras() -> Any:
+    from .morphnet.tfkeras.compat import keras
+
+    return keras
+
+
+def make_regularizer(model: Any, config: TrialConfig) -> Any:
+    """The MorphNet regularizer this config asks for, on ``model``."""
+    from .morphnet.tfkeras import REGULARIZERS
+
+    cls = REGULARIZERS[(config.algorithm, config.target)]
+    family = cls.__mro__[1]  # the algorithm's base class takes the target directly
+    target = target_of(config)
+    if config.algorithm == "logistic_sigmoid":
+        reg = family(model, alive_threshold=config.regularizer_threshold, target=target)
+    else:
+        reg = family(model, config.regularizer_threshold, target=target)
+    reg.name = cls.name
+    return reg
+
+
+def target_of(config: TrialConfig) -> Any:
+    from .morphnet.costs import TARGETS, latency_target
+
+    if config.target == "latency":
+        return latency_target(config.hardware, config.latency_batch_size)
+    return TARGETS[config.target]
+
+
+def _learner_class() -> type:
+    keras = _keras()
+    import tensorflow as tf
+
+    class StructureLearner(keras.Model):
+        """Trains ``network`` on task loss + strength x MorphNet term, inside Keras' compiled step."""
+
+        def __init__(self, network: Any, regularizer: Any, strength: float, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.network = network
+            self.regularizer = regularizer
+            self.strength = float(strength)
+            self.task_tracker = keras.metrics.Mean(name="task_loss")
+            self.reg_tracker = keras.metrics.Mean(name="regularization_loss")
+
+        def call(self, inputs: Any, training: bool = False) -> Any:
+            return self.network(inputs, training=training)
+
+        def train_step(self, data: Any) -> Any:
+            x, y = data
+            with tf.GradientTape() as tape:
+                y_pred = self.network(x, training=True)
+                task = self.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
+                reg = self.strength * self.regularizer.get_regularization_term()
+                loss = task + reg
+            grads = tape.gradient(loss, self.trainable_variables)
+            self.optimizer.apply(grads, self.trainable_variables)
+            self.task_tracker.update_state(task)
+            self.reg_tracker.update_state(reg)
+            logs = self.compute_metrics(x, y, y_pred)
+            logs["task_loss"] = self.task_tracker.result()
+            logs["regularization_loss"] = self.reg_tracker.result()
+            logs["loss"] = logs["task_loss"] + logs["regularization_loss"]
+            return logs
+
+        @property
+        def metrics(self) -> list[Any]:
+            return [*super().metrics, self.task_tracker, self.reg_tracker]
+
+    return StructureLearner
+
+
+class _Checkpoint:
+    """Weights, optimizer state and progress of a trial, in one directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+
+    def state(self) -> dict[str, Any] | None:
+        path = self.dir / "state.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def save(self, model: Any, optimizer: Any, state: dict[str, Any]) -> str:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        model.save_weights(str(self.dir / "model.weights.h5"))
+        arrays = {f"v{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)}
+        np.savez(self.dir / "optimizer.npz", **arrays)
+        write_json(self.dir / "state.json", state)
+        return str(self.dir)
+
+    def restore(self, model: Any, optimizer: Any) -> None:
+        model.load_weights(str(self.dir / "model.weights.h5"))
+        optimizer.build(model.trainable_variables)
+        saved = np.load(self.dir / "optimizer.npz")
+        for i, v in enumerate(optimizer.variables):
+            v.assign(saved[f"v{i}"])
+
+
+def _epoch_callback(trial: _Trial, phase: str) -> Any:
+    keras = _keras()
+
+    class EpochCallback(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            trial.step += 1
+            loss = float((logs or {}).get("loss", 0.0))
+            if not math.isfinite(loss):
+                trial.failure = (
+                    f"loss became {loss} at {phase} epoch {trial.epoch + 1}, step {trial.step}; "
+                    f"lower the learning rate or the regularization strength"
+                )
+                self.model.stop_training = True
+            elif phase == LEARN and trial.config.export_every_steps and trial.step % trial.config.export_every_steps == 0:
+                trial.export_structure(final=False)
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            trial.epoch = epoch
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if trial.failure:
+                return
+            trial.end_epoch(phase, epoch, dict(logs or {}))
+
+    return EpochCallback()
+
+
+class _Trial:
+    def __init__(self, config: TrialConfig, reporter: Reporter, resume: bool) -> None:
+        self.config = config
+        self.reporter = reporter
+        self.out = Path(config.output_dir).resolve()
+        self.ckpt = _Checkpoint(self.out / "checkpoint")
+        self.state = self.ckpt.state() if resume else None
+        self.history: list[dict[str, Any]] = list((self.state or {}).get("history", []))
+        self.warnings: list[str] = list((self.state or {}).get("warnings", []))
+        self.step = int((self.state or {}).get("step", 0))
+        self.epoch = 0
+        self.failure: str | None = None
+        self.network: Any = None
+        self.regularizer: Any = None
+        self.optimizer: Any = None
+        self.strength = 0.0
+
+    # ----- phases --------------------------------------------------------------------------
+    def run(self) -> TrialResult:
+        config = self.config
+        check_model_spec(config.model)
+        check_dataset_spec(config.dataset)
+        self.out.mkdir(parents=True, exist_ok=True)
+        keras = _keras()
+        data = load_dataset(config.dataset, config.seed).resized(config.image_size)
+        self.data = data
+        self.train_ds, self.val_ds = data.pipelines(config.batch_size, config.seed)
+        self.seed_model = build_model(config.model, data.input_shape, data.num_classes, config.model_width, config.seed)
+        from .morphnet.tfkeras import read_model
+
+        self.seed_graph, _ = read_model(self.seed_model)
+        self.target = target_of(config)
+        from .morphnet.widths import structure_cost
+
+        self.seed_cost = structure_cost(self.seed_graph, self._seed_structure(), self.target)
+        phase = (self.state or {}).get("phase", LEARN)
+        learned_accuracy = None
+        if phase == LEARN:
+            if config.baseline_width is None:
+                learned_accuracy = self.learn()
+            else:
+                self.baseline_structure()
+        else:
+            self.structure = Structure.load(self.out / "structure.json")
+            self.strength = float((self.state or {}).get("strength", 0.0))
+            learned_accuracy = (self.state or {}).get("learned_val_accuracy")
+        self.learned_accuracy = learned_accuracy
+        model = self.rebuild()
+        keras.utils.set_random_seed(config.seed + 1)
+        accuracy = self.retrain(model)
+        return self.finish(model, accuracy, learned_accuracy)
+
+    def _seed_structure(self) -> Structure:
+        from .morphnet.widths import seed_structure
+
+        return seed_structure(self.seed_graph)
+
+    def baseline_structure(self) -> None:
+        from .morphnet.widths import scale_structure, structure_cost
+
+        scaled = scale_structure(self._seed_structure(), self.config.baseline_width or 1.0)
+        cost = structure_cost(self.seed_graph, scaled, self.target)
+        self.structure = dataclasses.replace(
+            scaled, cost_name=self.target.cost_name, seed_cost=self.seed_cost, learned_cost=cost,
+            regularizer=f"uniform x{self.config.baseline_width}",
+        )
+        self._save_structure(self.structure, final=True)
+
+    def learn(self) -> float | None:
+        config = self.config
+        keras = _keras()
+        network = self.seed_model
+        if config.algorithm == "logistic_sigmoid":
+            from .morphnet.tfkeras import add_gating
+
+            network = add_gating(network, seed=config.seed)
+        self.network = network
+        self.regularizer = make_regularizer(network, config)
+        self.strength = config.strength if config.strength is not None else config.multiplier / self.regularizer.seed_cost  # type: ignore[operator]
+        learner = _learner_class()(network, self.regularizer, self.strength)
+        self.optimizer = keras.optimizers.Adam(config.learning_rate)
+        learner.compile(
+            optimizer=self.optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+        initial = 0
+        if self.state and self.state.get("phase") == LEARN:
+            self.ckpt.restore(network, self.optimizer)
+            initial = int(self.state["epoch"])
+        if initial < config.epochs:
+            learner.fit(
+                self.train_ds, validation_data=self.val_ds, epochs=config.epochs, initial_epoch=initial,
+                verbose=config.verbose, callbacks=[_epoch_callback(self, LEARN)],
+            )
+        if self.failure:
+            raise TrialFailed(self.failure)
+        accuracy = float(learner.evaluate(self.val_ds, verbose=0, return_dict=True)["accuracy"])
+        self.export_structure(final=True)
+        return accuracy
+
+    def export_structure(self, final: bool) -> None:
+        from .morphnet.widths import structure_cost
+
+        if final and self.config.algorithm == "logistic_sigmoid":
+            from .morphnet.tfkeras import remove_gating
+
+            _, structure = remove_gating(self.network)
+        else:
+            structure = self.regularizer.structure(step=self.step)
+        predicted = structure_cost(self.seed_graph, structure, self.target)
+        structure = dataclasses.replace(
+            structure, cost_name=self.target.cost_name, seed_cost=self.seed_cost, learned_cost=predicted,
+            regularizer=self.regularizer.name, step=self.step,
+            extra={"strength": self.strength, "algorithm": self.config.algorithm, "target": self.config.target},
+        )
+        self._save_structure(structure, final)
+        if final:
+            self.structure = structure
+            self._check_degenerate(structure)
+
+    def _save_structure(self, structure: Structure, final: bool) -> None:
+        path = structure.save(self.out / "structures" / f"structure_{self.step}.json")
+        structure.save_alive_counts(self.out, self.step)
+        self.reporter.artifact(str(path), "structure")
+        if final:
+            final_path = structure.save(self.out / "structure.json")
+            self.reporter.artifact(str(final_path), "structure")
+
+    def _check_degenerate(self, structure: Structure) -> None:
+        fraction = structure.learned_cost / self.seed_cost if self.seed_cost else 1.0
+        message = None
+        if structure.learned_cost <= 0 or all(s.alive == 0 for s in structure.layers.values()):
+            message = (
+                f"the learned {structure.cost_name} collapsed to {structure.learned_cost:g}: the "
+                f"strength {self.strength:.3g} is too high; try about 10x lower"
+            )
+        elif fraction >= 0.98:
+            message = (
+                f"nothing shrank ({structure.cost_name} is {fraction:.1%} of the seed's): the "
+                f"strength {self.strength:.3g} is too low; try 10x-100x higher"
+            )
+        if message:
+            self.warnings.append(message)
+            self.reporter.warn(message)
+
+    def end_epoch(self, phase: str, epoch: int, logs: dict[str, Any]) -> None:
+        metrics: dict[str, Any] = {"phase": phase, "epoch": epoch + 1, "step": self.step}
+        for key in ("task_loss", "regularization_loss", "loss", "accuracy", "val_accuracy", "val_loss"):
+            if key in logs:
+                metrics[key] = float(logs[key])
+        if phase == LEARN:
+            metrics["cost"] = float(self.regularizer.get_cost())
+            metrics["cost_name"] = self.target.cost_name
+            metrics["cost_fraction"] = metrics["cost"] / self.seed_cost if self.seed_cost else float("nan")
+            alive = self.regularizer.alive_vectors()
+            total = sum(v.size for v in alive.values())
+            metrics["alive_fraction"] = float(sum(int(v.sum()) for v in alive.values()) / max(total, 1))
+            metrics.update({f"alive/{name}": float(v.mean()) for name, v in alive.items()})
+            metrics["strength"] = self.strength
+        self.history.append(metrics)
+        state = {
+            "phase": phase, "epoch": epoch + 1, "step": self.step, "history": self.history,
+            "warnings": self.warnings, "strength": self.strength,
+            "learned_val_accuracy": getattr(self, "learned_accuracy", None),
+        }
+        model = self.network if phase == LEARN else self.retrain_model
+        optimizer = self.optimizer if phase == LEARN else self.retrain_optimizer
+        checkpoint = self.ckpt.save(model, optimizer, state)
+        self.reporter.report(metrics, checkpoint)
+
+    def rebuild(self) -> Any:
+        from .morphnet.tfkeras import apply_structure
+
+        try:
+            return apply_structure(self.seed_model, self.structure)
+        except StructureError as exc:
+            message = f"rebuilding kept one channel in layers pruned to zero ({exc})"
+            self.warnings.append(message)
+            self.reporter.warn(message)
+            return apply_structure(self.seed_model, self.structure, min_channels=1)
+
+    def retrain(self, model: Any) -> float:
+        config = self.config
+        keras = _keras()
+        steps = max(1, int(self.train_ds.cardinality())) * max(config.retrain_epochs, 1)
+        schedule = keras.optimizers.schedules.CosineDecay(config.retrain_learning_rate, decay_steps=steps)
+        self.retrain_model, self.retrain_optimizer = model, keras.optimizers.Adam(schedule)
+        model.compile(
+            optimizer=self.retrain_optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+        initial = 0
+        if self.state and self.state.get("phase") == RETRAIN:
+            self.ckpt.restore(model, self.retrain_optimizer)
+            initial = int(self.state["epoch"])
+        if initial < config.retrain_epochs:
+            model.fit(
+                self.train_ds, validation_data=self.val_ds, epochs=config.retrain_epochs,
+                initial_epoch=initial, verbose=config.verbose, callbacks=[_epoch_callback(self, RETRAIN)],
+            )
+        if self.failure:
+            raise TrialFailed(self.failure)
+        return float(model.evaluate(self.val_ds, verbose=0, return_dict=True)["accuracy"])
+
+    def finish(self, model: Any, accuracy: float, learned_accuracy: float | None) -> TrialResult:
+        from .morphnet.tfkeras import model_cost
+
+        model_path = self.out / "model.keras"
+        model.save(str(model_path))
+        self.reporter.artifact(str(model_path), "model")
+        rebuilt = model_cost(model, self.target)
+        result = TrialResult(
+            output_dir=str(self.out),
+            structure_path=str(self.out / "structure.json"),
+            model_path=str(model_path),
+            metrics_path=str(self.out / "metrics.json"),
+            cost_name=self.target.cost_name,
+            seed_cost=self.seed_cost,
+            predicted_cost=self.structure.learned_cost,
+            rebuilt_cost=rebuilt,
+            strength=self.strength,
+            retrained_val_accuracy=accuracy,
+            learned_val_accuracy=learned_accuracy,
+            warnings=self.warnings,
+            history=self.history,
+        )
+        final = {"phase": DONE, **{k: v for k, v in result.summary().items() if isinstance(v, int | float)}}
+        write_json(self.out / "metrics.json", {"config": self.config.to_dict(), "summary": result.summary(), "history": self.history})
+        self.reporter.artifact(str(self.out / "metrics.json"), "metrics")
+        self.reporter.report(final, None)
+        return result
+
+
+def run_trial(config: TrialConfig, reporter: Reporter | None = None, *, resume: bool = True) -> TrialResult:
+    """Run (or resume) one trial and return what it produced.
+
+    Raises:
+        TrialConfigError: a bad model or dataset spec, before any training.
+        TrialFailed: a NaN loss; the reason names the epoch and step.
+    """
+    return _Trial(config, reporter or ConsoleReporter(), resume).run()
+
+
+__all__ = ["Dataset", "TrialResult", "make_regularizer", "run_trial"]
