@@ -278,7 +278,7 @@ class _Trial:
         return accuracy
 
     def export_structure(self, final: bool) -> None:
-        from .morphnet.widths import structure_cost
+        from .morphnet.widths import keep_full_width, output_layers, structure_cost
 
         if final and self.config.algorithm == "logistic_sigmoid":
             from .morphnet.tfkeras import remove_gating
@@ -286,6 +286,8 @@ class _Trial:
             _, structure = remove_gating(self.network)
         else:
             structure = self.regularizer.structure(step=self.step)
+        # the logits keep every class: output layers are rebuilt at full width
+        structure = keep_full_width(structure, output_layers(self.seed_graph))
         predicted = structure_cost(self.seed_graph, structure, self.target)
         structure = dataclasses.replace(
             structure, cost_name=self.target.cost_name, seed_cost=self.seed_cost, learned_cost=predicted,

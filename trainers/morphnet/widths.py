@@ -8,6 +8,7 @@ rebuilt network (``structure_cost``), all without building a Keras model.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 
@@ -164,11 +165,46 @@ def structure_cost(
     return widths_cost(graph, target, channel_map(graph, structure), ops)
 
 
+def output_layers(graph: Graph) -> set[str]:
+    """Prunable layers whose channels are model outputs (logits), through channel-keeping ops."""
+    found: set[str] = set()
+    stack = list(graph.outputs)
+    seen: set[int] = set()
+    while stack:
+        i = stack.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        op = graph.ops[i]
+        info = graph.layers[op.layer]
+        if info.prunable_op == i:
+            found.add(op.layer)
+            continue
+        role = BASE_HANDLERS.get(op.type)
+        if role is not None and role.role is not Role.GROUPING:
+            continue  # concat, depthwise, reshape: the output is not one layer's channels
+        stack.extend(r.producer for r in op.inputs if r.producer is not None and graph.ops[r.producer].size == op.size)
+    return found
+
+
+def keep_full_width(structure: Structure, names: set[str]) -> Structure:
+    """``structure`` without the named layers, so they are rebuilt at full width."""
+    if not names & set(structure.layers):
+        return structure
+    return dataclasses.replace(
+        structure, layers={n: s for n, s in structure.layers.items() if n not in names}
+    )
+
+
 def seed_structure(graph: Graph) -> Structure:
-    """The structure that keeps every channel of every prunable layer."""
+    """The structure that keeps every channel of every prunable layer but the output layers.
+
+    Output layers (the logits) are left out: a structure never changes the number of outputs.
+    """
     layers = {}
+    fixed = output_layers(graph)
     for name, info in graph.layers.items():
-        if info.prunable_op is not None:
+        if info.prunable_op is not None and name not in fixed:
             op = graph.ops[info.prunable_op]
             layers[name] = LayerStructure(op.size, op.size, tuple(range(op.size)), info.class_name, op.name)
     from .structure import graph_fingerprint

@@ -16,7 +16,14 @@ from ..costs import TARGETS, Target
 from ..errors import StructureError
 from ..graph import SUPPORTED_OPS
 from ..structure import LayerStructure, Structure, graph_fingerprint
-from ..widths import channel_map, check_structure, layer_channel_maps, widths_cost
+from ..widths import (
+    channel_map,
+    check_structure,
+    keep_full_width,
+    layer_channel_maps,
+    output_layers,
+    widths_cost,
+)
 from .compat import keras
 from .gating import LogisticSigmoidGating
 from .reader import LayerHandler, read_model
@@ -125,6 +132,7 @@ def apply_structure(
     *,
     keep_weights: bool = False,
     min_channels: int = 0,
+    keep_outputs: bool = True,
     layer_handlers: Mapping[type, LayerHandler] | None = None,
 ) -> Any:
     """A new model of the same topology with the widths of ``structure``.
@@ -135,10 +143,13 @@ def apply_structure(
         keep_weights: copy the surviving channels' weights (else fresh initialization).
         min_channels: raise every width to at least this; with 0, a layer pruned to zero channels
             is removed when only merges (concat, add) consume it, and is an error otherwise.
+        keep_outputs: keep layers whose channels are model outputs (the logits) at full width.
     """
     structure = _as_structure(structure)
     graph, _ = read_model(model, layer_handlers)
     check_structure(graph, structure)
+    if keep_outputs:
+        structure = keep_full_width(structure, output_layers(graph))
     if min_channels:
         structure = _raise_widths(structure, min_channels)
     ids = channel_map(graph, structure)

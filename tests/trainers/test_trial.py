@@ -1,0 +1,126 @@
+"""One trial end to end on small synthetic data: reports, files, resume, failures, warnings."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from trainers.config import TrialConfig
+from trainers.errors import TrialConfigError, TrialFailed
+from trainers.morphnet import Structure
+from trainers.morphnet.tfkeras import model_cost
+from trainers.morphnet.tfkeras.compat import keras
+from trainers.reporting import RecordingReporter
+from trainers.trial import run_trial
+
+SMALL = {"model": "zoo:plain", "model_width": 8, "dataset": "synthetic", "epochs": 2,
+         "retrain_epochs": 1, "batch_size": 32, "export_every_steps": 5, "verbose": 0}
+
+
+def config(tmp_path, **changes):
+    return TrialConfig(**{**SMALL, "output_dir": str(tmp_path / "trial"), **changes})
+
+
+@pytest.mark.parametrize(("algorithm", "target"), [("gamma", "flops"), ("group_lasso", "model_size"), ("logistic_sigmoid", "latency")])
+def test_trial_reports_and_writes_everything(tmp_path, algorithm, target):
+    reporter = RecordingReporter()
+    result = run_trial(config(tmp_path, algorithm=algorithm, target=target, multiplier=30.0), reporter)
+    learn = [m for m in reporter.metrics if m["phase"] == "learn"]
+    # one report per structure-learning epoch with the MorphNet quantities
+    assert [m["epoch"] for m in learn] == [1, 2]
+    for key in ("task_loss", "regularization_loss", "cost", "alive_fraction", "accuracy", "val_accuracy"):
+        assert all(np.isfinite(m[key]) for m in learn), key
+    assert any(k.startswith("alive/conv") for k in learn[0])
+    assert [m["phase"] for m in reporter.metrics][-2:] == ["retrain", "done"]
+    # the structure JSON, the rebuilt model and the metrics file exist and agree
+    structure = Structure.load(result.structure_path)
+    assert structure.cost_name == result.cost_name and structure.extra["algorithm"] == algorithm
+    model = keras.models.load_model(result.model_path)
+    assert model_cost(model, _target(structure.cost_name)) == pytest.approx(result.rebuilt_cost)
+    # the cost predicted at export is the cost of the rebuilt model
+    assert result.rebuilt_cost == pytest.approx(result.predicted_cost, rel=1e-9)
+    metrics = json.loads((tmp_path / "trial" / "metrics.json").read_text())
+    assert metrics["summary"]["rebuilt_cost"] == pytest.approx(result.rebuilt_cost)
+    assert (tmp_path / "trial" / "learned_structure").is_dir()
+    assert len(list((tmp_path / "trial" / "structures").glob("structure_*.json"))) >= 2
+
+
+def _target(cost_name):
+    from trainers.morphnet.costs import TARGETS, latency_target
+
+    if cost_name.endswith("Latency"):
+        return latency_target(cost_name.split()[0])
+    return {t.cost_name: t for t in TARGETS.values()}[cost_name]
+
+
+class CrashAfter(RecordingReporter):
+    def __init__(self, reports):
+        super().__init__()
+        self.left = reports
+
+    def report(self, metrics, checkpoint=None):
+        super().report(metrics, checkpoint)
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt("simulated crash")
+
+
+def test_resume_continues_where_it_stopped(tmp_path):
+    cfg = config(tmp_path, epochs=3, multiplier=10.0)
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(cfg, CrashAfter(2))
+    reporter = RecordingReporter()
+    result = run_trial(cfg, reporter)
+    # the second run starts at epoch 3: no epoch is trained twice
+    assert [m["epoch"] for m in reporter.metrics if m["phase"] == "learn"] == [3]
+    assert [m["epoch"] for m in result.history if m["phase"] == "learn"] == [1, 2, 3]
+
+
+def test_resume_in_retraining_phase(tmp_path):
+    cfg = config(tmp_path, epochs=1, retrain_epochs=2, multiplier=10.0)
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(cfg, CrashAfter(2))  # learn epoch 1, retrain epoch 1
+    reporter = RecordingReporter()
+    result = run_trial(cfg, reporter)
+    # only the second retraining epoch runs again, then the trial finishes
+    assert [(m["phase"], m.get("epoch")) for m in reporter.metrics] == [("retrain", 2), ("done", None)]
+    assert Structure.load(result.structure_path).layers
+
+
+def test_nan_loss_stops_the_trial(tmp_path):
+    path = tmp_path / "nan.npz"
+    x = np.full((64, 6, 6, 1), np.nan, np.float32)
+    np.savez(path, x=x, y=np.zeros(64, np.int64))
+    with pytest.raises(TrialFailed, match="loss became nan"):
+        run_trial(config(tmp_path, dataset=f"npz:{path}"), RecordingReporter())
+
+
+def test_missing_dataset_fails_before_training(tmp_path):
+    reporter = RecordingReporter()
+    with pytest.raises(TrialConfigError, match="does not exist"):
+        run_trial(config(tmp_path, dataset=f"npz:{tmp_path}/none.npz"), reporter)
+    assert reporter.metrics == []
+
+
+def test_too_low_strength_warns(tmp_path):
+    reporter = RecordingReporter()
+    result = run_trial(config(tmp_path, strength=1e-15), reporter)
+    # nothing shrinks: the warning says which way to move the strength
+    assert any("too low" in w and "higher" in w for w in result.warnings)
+    assert reporter.warnings == result.warnings
+
+
+def test_baseline_width_scales_the_seed_network(tmp_path):
+    result = run_trial(config(tmp_path, baseline_width=0.5), RecordingReporter())
+    structure = Structure.load(result.structure_path)
+    # every prunable layer is half as wide (at least one channel)
+    assert all(s.alive == max(1, round(s.original * 0.5)) for s in structure.layers.values())
+    assert result.rebuilt_cost < 0.5 * result.seed_cost
+
+
+def test_user_model_and_dataset_functions(tmp_path):
+    cfg = config(tmp_path, model="tests.trainers.fixtures:tiny_model", dataset="tests.trainers.fixtures:tiny_dataset")
+    result = run_trial(cfg, RecordingReporter())
+    assert result.seed_cost > 0 and 0.0 <= result.retrained_val_accuracy <= 1.0
