@@ -38,11 +38,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from trainers.errors import TrialConfigError, TrialFailed
 
     try:
-        data = TrialConfig.from_yaml(args.config).to_dict()
-        data.update(_overrides(args.set))
+        overrides = _overrides(args.set)
         if args.output:
-            data["output_dir"] = args.output
-        config = TrialConfig.from_dict(data)
+            overrides["output_dir"] = args.output
+        config = TrialConfig.from_yaml(args.config, overrides)
     except TrialConfigError as exc:
         print(f"morphsweep train: {exc}", file=sys.stderr)
         return 2

@@ -128,7 +128,8 @@ class TrialConfig:
         return cls(**data)
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> TrialConfig:
+    def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> TrialConfig:
+        """Load a YAML file, apply ``overrides`` (e.g. from the command line), then validate."""
         import yaml
 
         file = Path(path)
@@ -138,7 +139,9 @@ class TrialConfig:
             data = yaml.safe_load(file.read_text()) or {}
         except yaml.YAMLError as exc:
             raise TrialConfigError(f"trial config {str(path)!r} is not valid YAML: {exc}") from exc
-        return cls.from_dict(data)
+        if not isinstance(data, dict):
+            raise TrialConfigError(f"trial config {str(path)!r} must be a mapping of fields")
+        return cls.from_dict({**data, **(overrides or {})})
 
     def replace(self, **changes: Any) -> TrialConfig:
         return dataclasses.replace(self, **changes)

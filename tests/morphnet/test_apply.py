@@ -404,8 +404,8 @@ def test_application_keep_weights(app: Any) -> None:
     out_ids = np.array(structure.layers[conv].alive_channels)
     in_ids = np.array(structure.layers[feeder].alive_channels)
     bn_ids = np.array(structure.layers[bn_owner].alive_channels)
-    assert len(out_ids) < structure.layers[conv].original
     assert len(in_ids) < structure.layers[feeder].original
+    assert len(bn_ids) < structure.layers[bn_owner].original
     # The kept kernel and BN gamma are slices of the seed's at the alive channels.
     np.testing.assert_array_equal(
         np.asarray(new.get_layer(conv).kernel),
@@ -658,9 +658,10 @@ def _check_expand(model: Any, key: str, factors: tuple[float, ...], within: floa
 
 
 @pytest.mark.parametrize("key", TARGET_KEYS)
-@pytest.mark.parametrize("name", ["residual", "mobile"])
-def test_expand_to_budget(name: str, key: str, small_models: dict) -> None:
-    _check_expand(small_models[name], key, (1.5, 2.5, 3.9), within=0.06)
+@pytest.mark.parametrize(("name", "within"), [("mobile", 0.03), ("residual", 0.08)])
+def test_expand_to_budget(name: str, within: float, key: str, small_models: dict) -> None:
+    # Widths move in whole channels, so a tiny net (residual: 4..24 channels) lands coarser.
+    _check_expand(small_models[name], key, (1.5, 2.5, 3.9), within=within)
 
 
 def test_expand_to_budget_below_the_narrowest_structure(small_models: dict) -> None:
@@ -726,8 +727,8 @@ def test_gates_sit_after_the_conv_bn_activation_chain(small_models: dict) -> Non
     assert _gate_input(gated, "fc1_gate") == "fc1_relu"
 
 
-def _round_trip_all_open(model: Any) -> None:
-    gated = add_gating(model)
+def _round_trip_all_open(model: Any, gated: Any = None) -> None:
+    gated = add_gating(model) if gated is None else gated
     _set_logits(gated, lambda name, n: np.full(n, 30.0))
     x = inputs_for(model)
     y = predict(model, x)
@@ -753,7 +754,7 @@ def test_application_gating_round_trip(app: Any) -> None:
     before = _snapshot(app)
     gated = add_gating(app)
     assert set(_gates(gated)) == _expected_gated(app)
-    _round_trip_all_open(app)
+    _round_trip_all_open(app, gated)
     _assert_unchanged(app, before)
 
 
