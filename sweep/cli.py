@@ -2,6 +2,13 @@
 
     morphsweep train trial.yaml [-o DIR] [--set key=value ...] [--no-resume]
     morphsweep apply structure.json --model SPEC|seed.keras -o small.keras [--keep-weights]
+    morphsweep run sweep.yaml [--address HOST:PORT]
+    morphsweep submit sweep.yaml --address http://HEAD:8265
+    morphsweep status JOB_ID --address http://HEAD:8265
+    morphsweep logs JOB_ID --address http://HEAD:8265 [--follow]
+    morphsweep pareto SWEEP [--tracking-uri URI]
+    morphsweep pick SWEEP (--max-cost X | --min-accuracy Y | --knee) -o structure.json
+    morphsweep ui [--tracking-uri URI] [--port 5000]
 
 Heavy imports (TensorFlow, Ray, MLflow) happen inside the command that needs them, so errors in
 arguments are reported at once.
@@ -106,6 +113,95 @@ def _load_seed_model(args: argparse.Namespace) -> Any:
     return build_model(args.model, shape, classes, args.width)
 
 
+DEFAULT_STORE = "morphsweep_runs"
+
+
+def _tracking_uri(args: argparse.Namespace) -> str:
+    if getattr(args, "tracking_uri", None):
+        return str(args.tracking_uri)
+    if getattr(args, "config", None):
+        from .config import load_sweep_config
+
+        return load_sweep_config(args.config).resolved_tracking_uri
+    return f"sqlite:///{(Path(DEFAULT_STORE) / 'mlflow.db').resolve()}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .config import SweepConfigError, load_sweep_config
+
+    try:
+        config = load_sweep_config(args.config)
+    except SweepConfigError as exc:
+        print(f"morphsweep run: {exc}", file=sys.stderr)
+        return 2
+    from .tracking import TrackingUnavailable
+    from .tune_runner import ClusterUnavailable, run_sweep
+
+    try:
+        summary = run_sweep(config, address=args.address, verbose=args.verbose)
+    except (TrackingUnavailable, ClusterUnavailable) as exc:
+        print(f"morphsweep run: {exc}", file=sys.stderr)
+        return 2
+    from .results import format_front, front
+
+    print(f"\nPareto front of sweep {config.name!r} (cost = rebuilt model, accuracy = retrained, validation):")
+    print(format_front(front(config.resolved_tracking_uri, config.name)))
+    uri = config.resolved_tracking_uri
+    print(f"\n{summary['ran']} trials ran, {summary['trials'] - summary['ran']} were already finished.")
+    print(f"Browse: morphsweep ui --tracking-uri {uri}")
+    print(f"Pick:   morphsweep pick {config.name} --tracking-uri {uri} --knee -o structure.json")
+    return 0
+
+
+def cmd_pareto(args: argparse.Namespace) -> int:
+    from .results import SweepNotFound, format_front, front
+
+    try:
+        print(format_front(front(_tracking_uri(args), args.sweep)))
+    except SweepNotFound as exc:
+        print(f"morphsweep pareto: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_pick(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
+    from .pareto import NoTrialMeetsConstraint, pick
+    from .results import SweepNotFound, front
+
+    uri = _tracking_uri(args)
+    try:
+        result = front(uri, args.sweep)
+        targets = sorted(set(result.table["target"].dropna()))
+        group = args.target or (targets[0] if len(targets) == 1 else None)
+        row = pick(result, max_cost=args.max_cost, min_accuracy=args.min_accuracy, knee=args.knee, group_value=group)
+    except (SweepNotFound, NoTrialMeetsConstraint, ValueError) as exc:
+        print(f"morphsweep pick: {exc}", file=sys.stderr)
+        return 2
+    from mlflow.tracking import MlflowClient
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = MlflowClient(tracking_uri=uri).download_artifacts(row["run_id"], "structure.json", tmp)
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(local, args.output)
+    print(
+        f"picked {row['trial_id']}: cost {row['cost']:.4g}, retrained accuracy {row['accuracy']:.4f} "
+        f"(run {row['run_id']})\nwrote {args.output}"
+    )
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import subprocess
+
+    uri = _tracking_uri(args)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
+    print(f"MLflow UI on http://{args.host}:{args.port} ({uri}); Ctrl-C to stop", flush=True)
+    return subprocess.call(command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="morphsweep", description="MorphNet structure learning, swept.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +225,35 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--keep-weights", action="store_true", help="carry the surviving channels' weights")
     apply.add_argument("--min-channels", type=int, default=0)
     apply.set_defaults(func=cmd_apply)
+
+    run = sub.add_parser("run", help="run a sweep (local Ray, or --address of a running cluster)")
+    run.add_argument("config", help="sweep YAML (see sweep/examples/)")
+    run.add_argument("--address", help="Ray cluster address (default: the config's, else a local Ray)")
+    run.add_argument("--verbose", type=int, default=1)
+    run.set_defaults(func=cmd_run)
+
+    for name, helptext in (("pareto", "print a sweep's Pareto front"), ("pick", "download a chosen trial's structure JSON")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("sweep", help="sweep name")
+        p.add_argument("--tracking-uri", help="MLflow URI (default: the local store under ./morphsweep_runs)")
+        p.add_argument("--config", help="read the tracking URI from this sweep YAML")
+        if name == "pareto":
+            p.set_defaults(func=cmd_pareto)
+    pick = sub.choices["pick"]
+    how = pick.add_mutually_exclusive_group(required=True)
+    how.add_argument("--max-cost", type=float, help="most accurate trial with cost <= this")
+    how.add_argument("--min-accuracy", type=float, help="cheapest trial with accuracy >= this")
+    how.add_argument("--knee", action="store_true", help="the knee of the front")
+    pick.add_argument("--target", help="cost target when the sweep has several")
+    pick.add_argument("-o", "--output", required=True)
+    pick.set_defaults(func=cmd_pick)
+
+    ui = sub.add_parser("ui", help="serve the MLflow UI on the sweep store")
+    ui.add_argument("--tracking-uri")
+    ui.add_argument("--config")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(func=cmd_ui)
     return parser
 
 

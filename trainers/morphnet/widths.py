@@ -255,6 +255,8 @@ def expand_to_budget(
     """
     if not budget > 0:
         raise StructureError(f"budget must be > 0, but got budget={budget!r}")
+    # apply_structure keeps the output layers (logits) at full width: never scale or cost them
+    structure = keep_full_width(structure, output_layers(graph))
 
     def cost(m: float) -> float:
         return structure_cost(graph, scale_structure(structure, m), target)

@@ -1,0 +1,79 @@
+"""The search space: one entry per trial, strengths computed once on the driver.
+
+Strength = multiplier / seed cost, with the seed cost of the seed model for each target, so the
+grid is centred on 1 / (initial cost) as MorphNet advises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .config import SweepConfig
+
+BASELINE = "baseline"
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One trial of the sweep: its stable id and the full TrialConfig dict."""
+
+    trial_id: str
+    algorithm: str  # "baseline" for the uniform-width baseline
+    target: str
+    seed: int
+    multiplier: float | None
+    strength: float | None
+    width: float | None
+    config: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trial_id": self.trial_id, "algorithm": self.algorithm, "target": self.target,
+            "seed": self.seed, "multiplier": self.multiplier, "strength": self.strength,
+            "width": self.width, "config": self.config,
+        }
+
+
+def seed_costs(config: SweepConfig) -> dict[str, float]:
+    """Full-width cost of the seed model for each target (builds the model once, no training)."""
+    from trainers.config import TrialConfig
+    from trainers.data import load_dataset
+    from trainers.models import build_model
+    from trainers.morphnet.tfkeras import read_model
+    from trainers.morphnet.widths import seed_structure, structure_cost
+    from trainers.trial import target_of
+
+    base = TrialConfig.from_dict(dict(config.trial))
+    data = load_dataset(base.dataset, base.seed).resized(base.image_size)
+    model = build_model(base.model, data.input_shape, data.num_classes, base.model_width, base.seed)
+    graph, _ = read_model(model)
+    structure = seed_structure(graph)
+    costs = {}
+    for target in config.targets:
+        costs[target] = structure_cost(graph, structure, target_of(base.replace(target=target)))
+    return costs
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}".replace("+", "")
+
+
+def build_trials(config: SweepConfig, costs: dict[str, float]) -> list[TrialSpec]:
+    """Algorithms x targets x strengths x seeds, then the baseline widths x targets x seeds."""
+    trials = []
+    for target in config.targets:
+        for algorithm in config.algorithms:
+            for multiplier in config.strengths.multipliers(algorithm):
+                for seed in config.seeds:
+                    trial_id = f"{algorithm}-{target}-m{_fmt(multiplier)}-s{seed}"
+                    strength = multiplier / costs[target]
+                    trial = {**config.trial, "algorithm": algorithm, "target": target, "seed": seed,
+                             "strength": strength, "multiplier": multiplier}
+                    trials.append(TrialSpec(trial_id, algorithm, target, seed, multiplier, strength, None, trial))
+        for width in config.baseline_widths:
+            for seed in config.seeds:
+                trial_id = f"{BASELINE}-{target}-w{_fmt(width)}-s{seed}"
+                trial = {**config.trial, "target": target, "seed": seed, "baseline_width": width}
+                trials.append(TrialSpec(trial_id, BASELINE, target, seed, None, None, width, trial))
+    return trials

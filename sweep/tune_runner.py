@@ -1,0 +1,251 @@
+"""Ray Tune orchestration: one function trainable per trial, the driver tracking to MLflow.
+
+Only the current Tune API is used: ``ray.tune.Tuner``, ``tune.report``, ``tune.get_checkpoint``,
+``ray.tune.Checkpoint`` and ``ray.tune.RunConfig`` / ``FailureConfig`` / ``CheckpointConfig``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .config import SweepConfig
+from .space import TrialSpec, build_trials, seed_costs
+from .tracking import TAG_NODE, SweepTracker, check_tracking
+
+# What Tune adds to every result; the trial's own metrics are the rest.
+TUNE_KEYS = {
+    "time_this_iter_s", "time_total_s", "training_iteration", "pid", "hostname", "node_ip",
+    "timestamp", "time_since_restore", "iterations_since_restore", "done", "date", "config",
+    "experiment_tag", "trial_id", "checkpoint_dir_name", "should_checkpoint", "phase",
+    "cost_name", "epoch",
+}
+FINAL_KEYS = ("retrained_val_accuracy", "learned_val_accuracy", "rebuilt_cost", "predicted_cost",
+              "seed_cost", "cost_fraction", "strength")
+
+
+class ClusterUnavailable(RuntimeError):
+    """The Ray cluster address does not answer."""
+
+
+def check_address(address: str | None, timeout: float = 5.0) -> None:
+    """Fail at once when a ``host:port`` Ray address does not accept connections."""
+    host_port = (address or "").split("://", 1)[-1]
+    if not host_port or address == "auto" or ":" not in host_port:
+        return
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ClusterUnavailable(
+            f"cannot reach the Ray cluster at {address} ({exc}); start it (ray start --head) or "
+            f"fix --address (leave it out to run on a local Ray)"
+        ) from exc
+
+
+# ----- inside a trial (a Ray worker) -------------------------------------------------------------
+def _setup_tensorflow(cpus: float) -> None:
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        # several trials may share one GPU (fractional resources): grow memory as needed
+        tf.config.experimental.set_memory_growth(gpu, True)
+    threads = max(1, int(cpus))
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+
+
+class TuneReporter:
+    """The trainer's reporter inside Tune: each epoch becomes ``tune.report`` with a checkpoint."""
+
+    def __init__(self, output_dir: Path) -> None:
+        self.output_dir = output_dir
+        self.latest_structure: str | None = None
+
+    def report(self, metrics: dict[str, Any], checkpoint: str | None = None) -> None:
+        from ray import tune
+
+        with tempfile.TemporaryDirectory() as tmp:
+            bundle = Path(tmp)
+            if checkpoint and Path(checkpoint).is_dir():
+                shutil.copytree(checkpoint, bundle / "checkpoint")
+            for name in ("structure.json", "metrics.json"):
+                if (self.output_dir / name).is_file():
+                    shutil.copy2(self.output_dir / name, bundle / name)
+            if self.latest_structure:
+                (bundle / "structures").mkdir()
+                shutil.copy2(self.latest_structure, bundle / "structures")
+            (bundle / "report.json").write_text(json.dumps(metrics, default=str))
+            tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    def artifact(self, path: str, kind: str) -> None:
+        if kind == "structure" and "/structures/" in path:
+            self.latest_structure = path
+
+    def warn(self, message: str) -> None:
+        print(f"WARNING: {message}", flush=True)
+
+
+def trainable(config: dict[str, Any], specs: dict[str, dict[str, Any]], cpus: float = 1.0) -> None:
+    """One trial: restore from Tune's checkpoint if any, run it, report a failure reason."""
+    from ray import tune
+
+    from trainers.config import TrialConfig
+    from trainers.errors import TrialFailed
+    from trainers.trial import run_trial
+
+    _setup_tensorflow(cpus)
+    spec = specs[config["trial_id"]]
+    output_dir = Path(spec["output_dir"])
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None and not (output_dir / "checkpoint" / "state.json").is_file():
+        with checkpoint.as_directory() as directory:
+            source = Path(directory)
+            if (source / "checkpoint").is_dir():
+                shutil.copytree(source / "checkpoint", output_dir / "checkpoint", dirs_exist_ok=True)
+            if (source / "structure.json").is_file():
+                shutil.copy2(source / "structure.json", output_dir / "structure.json")
+    trial = TrialConfig.from_dict({**spec["config"], "output_dir": str(output_dir), "verbose": 0})
+    try:
+        run_trial(trial, TuneReporter(output_dir))
+    except TrialFailed as exc:
+        tune.report({"phase": "failed", "failure_reason": str(exc)})
+
+
+# ----- on the driver -----------------------------------------------------------------------------
+def _tracking_callback(tracker: SweepTracker, specs: dict[str, TrialSpec]) -> Any:
+    from ray import tune
+
+    class TrackingCallback(tune.Callback):
+        """Single writer: turns Tune events into MLflow runs, metrics, artifacts and statuses."""
+
+        def __init__(self) -> None:
+            self.failures: dict[str, str] = {}
+            self.nodes: dict[str, str] = {}
+
+        def _id(self, trial: Any) -> str:
+            return str(trial.config["trial_id"])
+
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            spec = specs[self._id(trial)]
+            params = {**spec.config, "trial_id": spec.trial_id, "algorithm": spec.algorithm,
+                      "multiplier": spec.multiplier, "width": spec.width}
+            tracker.start(spec.trial_id, params)
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            trial_id, phase = self._id(trial), result.get("phase")
+            if phase == "failed":
+                self.failures[trial_id] = str(result.get("failure_reason", "failed"))
+            elif phase == "done":
+                tracker.log_metrics(trial_id, {k: result[k] for k in FINAL_KEYS if k in result}, step=0)
+            elif phase in ("learn", "retrain"):
+                if trial_id not in self.nodes:
+                    self.nodes[trial_id] = str(result.get("node_ip", ""))
+                    tracker.set_tags(trial_id, {TAG_NODE: self.nodes[trial_id]})
+                # learn/cost, retrain/accuracy ... at step = epoch; alive/<layer> keep their names
+                metrics = {
+                    k if k.startswith("alive/") else f"{phase}/{k}": v
+                    for k, v in result.items()
+                    if k not in TUNE_KEYS
+                }
+                tracker.log_metrics(trial_id, metrics, step=int(result.get("epoch", 0)))
+
+        def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
+            trial_id = self._id(trial)
+            with checkpoint.as_directory() as directory:
+                source = Path(directory)
+                for path in sorted((source / "structures").glob("*.json")):
+                    tracker.log_artifact(trial_id, path, "structures")
+                report = json.loads((source / "report.json").read_text()) if (source / "report.json").is_file() else {}
+                if report.get("phase") == "done":
+                    for name in ("structure.json", "metrics.json"):
+                        if (source / name).is_file():
+                            tracker.log_artifact(trial_id, source / name)
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            trial_id = self._id(trial)
+            reason = self.failures.pop(trial_id, None)
+            tracker.finish(trial_id, "FAILED" if reason else "FINISHED", reason)
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            tracker.finish(self._id(trial), "FAILED", _error_text(trial))
+
+    return TrackingCallback()
+
+
+def _error_text(trial: Any) -> str:
+    path = getattr(trial, "error_file", None)
+    if path and Path(path).is_file():
+        lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+        return "\n".join(lines[-3:])
+    return "the trial process failed (see the Ray logs)"
+
+
+def run_sweep(config: SweepConfig, *, address: str | None = None, verbose: int = 1) -> dict[str, Any]:
+    """Run (or resume) a sweep: trials on Ray Tune, tracked to MLflow, Pareto front at the end.
+
+    Returns:
+        A summary: experiment and parent run ids, trials run/skipped, the results table path.
+    """
+    address = address or config.address
+    check_tracking(config.resolved_tracking_uri)
+    check_address(address)
+    tracker = SweepTracker(config.resolved_tracking_uri, config.name, config.artifact_root)
+    costs = seed_costs(config)
+    specs = build_trials(config, costs)
+    done = tracker.finished_trials()
+    todo = [s for s in specs if s.trial_id not in done]
+    print(
+        f"sweep {config.name!r}: {len(specs)} trials ({len(done & {s.trial_id for s in specs})} already finished), "
+        f"seed cost {', '.join(f'{t}={c:.4g}' for t, c in costs.items())}",
+        flush=True,
+    )
+    if todo:
+        _tune(config, todo, tracker, address, verbose)
+    from .results import publish_pareto
+
+    summary = publish_pareto(tracker, config)
+    tracker.finish_sweep()
+    return {"experiment_id": tracker.experiment_id, "parent_run_id": tracker.parent_id,
+            "trials": len(specs), "ran": len(todo), **summary}
+
+
+def _tune(config: SweepConfig, todo: list[TrialSpec], tracker: SweepTracker, address: str | None, verbose: int) -> None:
+    import ray
+    from ray import tune
+
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=verbose > 1)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=verbose > 1)
+    trials_dir = config.trials_dir()
+    specs = {s.trial_id: s for s in todo}
+    space = {
+        s.trial_id: {"trial_id": s.trial_id, "output_dir": str(trials_dir / s.trial_id), "config": s.config}
+        for s in todo
+    }
+    resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
+    function = tune.with_parameters(trainable, specs=space, cpus=config.cpus_per_trial)
+    tuner = tune.Tuner(
+        tune.with_resources(function, resources),
+        param_space={"trial_id": tune.grid_search(list(space))},
+        tune_config=tune.TuneConfig(max_concurrent_trials=config.max_concurrent, reuse_actors=False),
+        run_config=tune.RunConfig(
+            name=config.name,
+            storage_path=config.resolved_storage_path,
+            failure_config=tune.FailureConfig(max_failures=config.retries),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[_tracking_callback(tracker, specs)],
+            verbose=verbose,
+        ),
+    )
+    tuner.fit()
+
+
+__all__ = ["build_trials", "run_sweep", "trainable"]
