@@ -54,10 +54,12 @@ class _Layout:
 
 
 def _label(value: object) -> str:
+    """Series value as legend text; missing values read "(none)"."""
     return "(none)" if pd.isna(value) else str(value)
 
 
 def _layout(result: ParetoResult, series: str | None, baseline_label: str) -> _Layout:
+    """Prepares what both renderers draw; ValueError when ``series`` is not a column."""
     table = result.table
     if series is not None and series not in table.columns:
         available = [str(c) for c in table.columns]
@@ -103,6 +105,7 @@ def _layout(result: ParetoResult, series: str | None, baseline_label: str) -> _L
 def _titles(
     result: ParetoResult, title: str | None, cost_label: str | None
 ) -> tuple[str, str, str]:
+    """Returns (title, x label, y label) with their defaults filled in."""
     x_label = cost_label or result.cost_column
     return (title or f"{result.accuracy_column} vs {x_label}", x_label, result.accuracy_column)
 
@@ -234,7 +237,7 @@ def _domain(values: np.ndarray, log: bool) -> tuple[float, float]:
 class _Scale:
     """Maps data values to SVG pixels on one axis."""
 
-    def __init__(self, domain: tuple[float, float], pixels: tuple[float, float], log: bool):
+    def __init__(self, domain: tuple[float, float], pixels: tuple[float, float], log: bool) -> None:
         """Stores the mapping.
 
         Args:
@@ -257,6 +260,7 @@ class _Scale:
 
 
 def _fmt(value: object) -> str:
+    """Formats a value for tick labels, hover text and the table."""
     if isinstance(value, float | np.floating):
         text = f"{float(value):.6g}"
         mantissa, e, exponent = text.partition("e")
@@ -266,11 +270,13 @@ def _fmt(value: object) -> str:
 
 
 def _attr(value: object) -> str:
+    """Escapes a value for use inside a double-quoted attribute."""
     return html.escape(str(value), quote=True)
 
 
 def _safe_link(value: object) -> str | None:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[arg-type]
+    """Returns the row's URL when it is non-empty and cannot run script, else None."""
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return None
     text = str(value).strip()
     if not text or urlsplit(text).scheme.lower() not in _SAFE_SCHEMES:
@@ -289,6 +295,7 @@ def _svg(
     link_column: str | None,
     hover: Sequence[Hashable],
 ) -> str:
+    """Returns the inline SVG chart."""
     cost, accuracy = result.cost_column, result.accuracy_column
     plot_right, plot_bottom = _WIDTH - _RIGHT, _HEIGHT - _BOTTOM
     costs = layout.valid[cost].to_numpy(float)
@@ -341,7 +348,9 @@ def _svg(
             f'stroke="{layout.colors[name]}"/>'
         )
 
-    hover_columns = [c for c in hover if c in layout.valid.columns]
+    # cost, accuracy and series always appear in the hover text; listing them again adds noise
+    shown = {series, cost, accuracy}
+    hover_columns = [c for c in hover if c in layout.valid.columns and c not in shown]
     # front points last so their rings are drawn on top of the others
     ordered = layout.valid.assign(_label=layout.labels.to_numpy()).sort_values(
         "pareto", kind="mergesort"
@@ -403,12 +412,15 @@ def _svg(
 def _front_table(
     result: ParetoResult, series: str | None, link_column: str | None, hover: Sequence[Hashable]
 ) -> str:
+    """Returns the HTML table of the front rows, cheapest first."""
     front = result.front()
     columns: list[Hashable] = []
+    # cost, accuracy and knee close every row, so hover columns naming them are skipped earlier
+    last = [result.cost_column, result.accuracy_column, "knee"]
     for column in [result.group_column, series, *hover]:
-        if column is not None and column in front.columns and column not in columns:
+        if column is not None and column in front.columns and column not in columns + last:
             columns.append(column)
-    columns += [result.cost_column, result.accuracy_column, "knee"]
+    columns += last
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
     if link_column is not None:
         head += "<th>link</th>"

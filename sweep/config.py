@@ -84,8 +84,9 @@ class SweepConfig:
         return f"sqlite:///{self.root / 'mlflow.db'}"
 
     @property
-    def artifact_root(self) -> str:
-        return (self.root / "mlartifacts").as_uri()
+    def artifact_root(self) -> str | None:
+        """Local artifact store of the embedded default; a tracking server keeps its own."""
+        return None if self.tracking_uri else (self.root / "mlartifacts").as_uri()
 
     @property
     def resolved_storage_path(self) -> str:

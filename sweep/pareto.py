@@ -76,6 +76,7 @@ class ParetoResult:
 
 
 def _check_columns(df: pd.DataFrame, columns: Sequence[str | None]) -> None:
+    """Raises ValueError naming the first missing column and the available ones."""
     available = [str(c) for c in df.columns]
     for column in columns:
         if column is not None and column not in df.columns:
@@ -83,6 +84,7 @@ def _check_columns(df: pd.DataFrame, columns: Sequence[str | None]) -> None:
 
 
 def _numeric(df: pd.DataFrame, column: str) -> np.ndarray:
+    """Returns a column as floats (None becomes NaN); ValueError when it is not numeric."""
     try:
         values = pd.to_numeric(df[column], errors="raise")
     except (TypeError, ValueError) as exc:
@@ -117,6 +119,7 @@ def _ranks(cost: np.ndarray, acc: np.ndarray) -> np.ndarray:
 
 
 def _normalize(values: np.ndarray) -> np.ndarray:
+    """Scales values to [0, 1]; all zeros when they are all equal."""
     span = values.max() - values.min()
     # a zero range means every front point agrees on this axis; it carries no information
     return (values - values.min()) / span if span > 0 else np.zeros_like(values)
@@ -155,6 +158,7 @@ def _knee_position(cost: np.ndarray, acc: np.ndarray) -> int:
 
 
 def _annotate(cost: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (rank, knee) arrays for one group of points."""
     ranks = _ranks(cost, acc)
     knee = np.zeros(len(cost), dtype=bool)
     front = np.flatnonzero(ranks == 0)
@@ -211,6 +215,7 @@ def pareto_front(
 
 
 def _group_rows(result: ParetoResult, group_value: Hashable | None) -> pd.DataFrame:
+    """Returns the rows of ``result.table`` that ``pick`` may choose from."""
     table = result.table
     if result.group_column is None:
         if group_value is not None:
@@ -234,6 +239,7 @@ def _group_rows(result: ParetoResult, group_value: Hashable | None) -> pd.DataFr
 
 
 def _describe(rows: pd.DataFrame, cost: str, accuracy: str) -> str:
+    """Formats the closest rows for a NoTrialMeetsConstraint message."""
     if rows.empty:
         return " (there are no rows with a finite cost and accuracy)"
     lines = [
@@ -243,11 +249,12 @@ def _describe(rows: pd.DataFrame, cost: str, accuracy: str) -> str:
     return f"; the {len(rows)} closest:\n" + "\n".join(lines)
 
 
-def _finite_number(name: str, value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value):
+def _finite_number(name: str, value: float | None) -> float:
+    """Returns ``value`` as a float; ValueError when it is NaN or infinite."""
+    number = float("nan") if value is None else float(value)
+    if not math.isfinite(number):
         raise ValueError(f"{name} must be a finite number, not {value}")
-    return value
+    return number
 
 
 def pick(
@@ -312,7 +319,7 @@ def pick(
             message = f"no trial{where} meets {cost} <= {limit:.6g}"
             raise NoTrialMeetsConstraint(message + _describe(closest, cost, accuracy), closest)
         return candidates.iloc[0]
-    limit = _finite_number("min_accuracy", min_accuracy)  # type: ignore[arg-type]
+    limit = _finite_number("min_accuracy", min_accuracy)
     candidates = ordered([cost, accuracy], [True, False])
     candidates = candidates[candidates[accuracy] >= limit]
     if candidates.empty:

@@ -216,6 +216,10 @@ def run_sweep(config: SweepConfig, *, address: str | None = None, verbose: int =
 
 
 def _tune(config: SweepConfig, todo: list[TrialSpec], tracker: SweepTracker, address: str | None, verbose: int) -> None:
+    import os
+
+    # a checkpoint every epoch is by design; Tune's warning about it is noise here
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     import ray
     from ray import tune
 

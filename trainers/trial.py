@@ -223,8 +223,9 @@ class _Trial:
             self.strength = float((self.state or {}).get("strength", 0.0))
             learned_accuracy = (self.state or {}).get("learned_val_accuracy")
         self.learned_accuracy = learned_accuracy
-        model = self.rebuild()
+        # the rebuilt network's initial weights depend on the seed only, not on the learning run
         keras.utils.set_random_seed(config.seed + 1)
+        model = self.rebuild()
         accuracy = self.retrain(model)
         return self.finish(model, accuracy, learned_accuracy)
 

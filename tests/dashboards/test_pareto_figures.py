@@ -237,3 +237,12 @@ def test_imports_stay_light() -> None:
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert done.returncode == 0, done.stderr
+
+
+def test_hover_columns_naming_cost_are_not_repeated(result: ParetoResult, tmp_path: Path) -> None:
+    path = pareto_html(result, tmp_path / "p.html", hover_columns=("trial", "cost", "accuracy"))
+    chart = parse(path)
+    # cost and accuracy are always in the hover text; naming them again must not duplicate them
+    assert all(str(p["title"]).count("cost: ") == 1 for p in chart.points)
+    raw = path.read_text(encoding="utf-8")
+    assert raw.count("<th>cost</th>") == 1 and raw.count("<th>accuracy</th>") == 1

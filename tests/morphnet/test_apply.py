@@ -16,6 +16,7 @@ each topology quirk fast; keras.applications models (MobileNetV2, ResNet50, Dens
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -237,13 +238,17 @@ def small_models() -> dict[str, Any]:
     return {name: randomize(build(), seed=k) for k, (name, build) in enumerate(SMALL.items())}
 
 
-@pytest.fixture(scope="module", params=[pytest.param(a, marks=pytest.mark.slow) for a in APPS])
-def app(request: pytest.FixtureRequest) -> Any:
-    """One keras.applications network at 32x32, 10 classes, random BN gammas; once per module."""
-    model = getattr(keras.applications, request.param)(
+@functools.cache
+def application(name: str) -> Any:
+    """A keras.applications network at 32x32, 10 classes, random BN gammas; built once."""
+    model = getattr(keras.applications, name)(
         weights=None, input_shape=(32, 32, 3), classes=CLASSES
     )
     return randomize(model, seed=7)
+
+
+def slow_apps(*names: str) -> list[Any]:
+    return [pytest.param(name, marks=pytest.mark.slow) for name in names]
 
 
 def _snapshot(model: Any) -> tuple[list[np.ndarray], list[tuple[str, tuple]]]:
@@ -251,7 +256,9 @@ def _snapshot(model: Any) -> tuple[list[np.ndarray], list[tuple[str, tuple]]]:
     return [np.array(w) for w in model.get_weights()], shapes
 
 
-def _assert_unchanged(model: Any, snapshot: tuple[list[np.ndarray], list[tuple[str, tuple]]]) -> None:
+def _assert_unchanged(
+    model: Any, snapshot: tuple[list[np.ndarray], list[tuple[str, tuple]]]
+) -> None:
     weights, shapes = snapshot
     now_weights, now_shapes = _snapshot(model)
     # A transform never mutates its input: same layers, same widths, same weight values.
@@ -280,6 +287,9 @@ def _check_costs(model: Any, min_pruned: float) -> None:
             out = predict(new, inputs_for(model))
             assert out.shape == (2, CLASSES)
             flops, weights = count_costs(new)
+            first = structure
+        # The alive channels come from the gammas only, so every target learns the same widths.
+        assert structure.layers == first.layers
         target = reg.target
         predicted = structure.learned_cost
         # The rebuilt model costs exactly what the regularizer predicted for the structure.
@@ -297,7 +307,9 @@ def _check_costs(model: Any, min_pruned: float) -> None:
 
 # ----- 1. cost of the rebuilt model -------------------------------------------------------------
 @pytest.mark.parametrize("name", list(SMALL))
-def test_rebuilt_small_model_costs_what_the_structure_predicts(name: str, small_models: dict) -> None:
+def test_rebuilt_small_model_costs_what_the_structure_predicts(
+    name: str, small_models: dict
+) -> None:
     _check_costs(small_models[name], min_pruned=0.5)
 
 
@@ -311,14 +323,16 @@ def test_model_cost_of_the_seed_is_the_seed_cost(small_models: dict) -> None:
     assert count_costs(model)[0] == model_cost(model, "flops")
 
 
-@pytest.mark.slow
-def test_rebuilt_application_costs_what_the_structure_predicts(app: Any) -> None:
-    _check_costs(app, min_pruned=0.5)
+@pytest.mark.parametrize("name", slow_apps(*APPS))
+def test_rebuilt_application_costs_what_the_structure_predicts(name: str) -> None:
+    _check_costs(application(name), min_pruned=0.5)
 
 
 # ----- 2. keep_weights ------------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(SMALL))
-def test_keep_weights_with_nothing_removed_reproduces_outputs(name: str, small_models: dict) -> None:
+def test_keep_weights_with_nothing_removed_reproduces_outputs(
+    name: str, small_models: dict
+) -> None:
     model = small_models[name]
     reg = GammaFlopsRegularizer(model, THRESHOLD)
     x = inputs_for(model)
@@ -348,11 +362,15 @@ def test_keep_weights_carries_slices_of_the_seed_weights(small_models: dict) -> 
     assert len(c2) < 12 and len(c1) < 8
     old_kernel = np.asarray(model.get_layer("c2").kernel)
     # A kept conv kernel is the seed's, sliced to the alive input and output channels.
-    np.testing.assert_array_equal(np.asarray(new.get_layer("c2").kernel), old_kernel[:, :, c1][..., c2])
+    np.testing.assert_array_equal(
+        np.asarray(new.get_layer("c2").kernel), old_kernel[:, :, c1][..., c2]
+    )
     old_bn, new_bn = model.get_layer("c2_bn"), new.get_layer("c2_bn")
     for attr in ("gamma", "beta", "moving_mean", "moving_variance"):
         # BN parameters and statistics are the seed's at the alive channels.
-        np.testing.assert_array_equal(np.asarray(getattr(new_bn, attr)), np.asarray(getattr(old_bn, attr))[c2])
+        np.testing.assert_array_equal(
+            np.asarray(getattr(new_bn, attr)), np.asarray(getattr(old_bn, attr))[c2]
+        )
     head = np.asarray(model.get_layer("head").kernel)
     np.testing.assert_array_equal(np.asarray(new.get_layer("head").kernel), head[c3])
     np.testing.assert_array_equal(
@@ -369,11 +387,17 @@ def test_keep_weights_slices_depthwise_and_separable_kernels(small_models: dict)
     )
     old, now = model.get_layer, new.get_layer
     # A depthwise kernel keeps the input channels that survive before it.
-    np.testing.assert_array_equal(np.asarray(now("dw1").kernel), np.asarray(old("dw1").kernel)[:, :, stem])
-    np.testing.assert_array_equal(np.asarray(now("dw2").kernel), np.asarray(old("dw2").kernel)[:, :, pw1])
+    np.testing.assert_array_equal(
+        np.asarray(now("dw1").kernel), np.asarray(old("dw1").kernel)[:, :, stem]
+    )
+    np.testing.assert_array_equal(
+        np.asarray(now("dw2").kernel), np.asarray(old("dw2").kernel)[:, :, pw1]
+    )
     # With depth_multiplier m, input channel c owns outputs c*m .. c*m+m-1 (and their BN).
     mid = (pw1[:, None] * 2 + np.arange(2)).reshape(-1)
-    np.testing.assert_array_equal(np.asarray(now("dw2_bn").gamma), np.asarray(old("dw2_bn").gamma)[mid])
+    np.testing.assert_array_equal(
+        np.asarray(now("dw2_bn").gamma), np.asarray(old("dw2_bn").gamma)[mid]
+    )
     np.testing.assert_array_equal(
         np.asarray(now("sep").depthwise_kernel), np.asarray(old("sep").depthwise_kernel)[:, :, pw2]
     )
@@ -385,13 +409,24 @@ def test_keep_weights_slices_depthwise_and_separable_kernels(small_models: dict)
 
 APP_SLICES = {  # conv checked, the prunable layer feeding it, a BN checked, that BN's conv
     "MobileNetV2": ("block_1_project", "block_1_expand", "block_1_project_BN", "block_1_project"),
-    "ResNet50": ("conv2_block1_2_conv", "conv2_block1_1_conv", "conv2_block1_2_bn", "conv2_block1_2_conv"),
-    "DenseNet121": ("conv2_block1_2_conv", "conv2_block1_1_conv", "conv2_block1_1_bn", "conv2_block1_1_conv"),
+    "ResNet50": (
+        "conv2_block1_2_conv",
+        "conv2_block1_1_conv",
+        "conv2_block1_2_bn",
+        "conv2_block1_2_conv",
+    ),
+    "DenseNet121": (
+        "conv2_block1_2_conv",
+        "conv2_block1_1_conv",
+        "conv2_block1_1_bn",
+        "conv2_block1_1_conv",
+    ),
 }
 
 
-@pytest.mark.slow
-def test_application_keep_weights(app: Any) -> None:
+@pytest.mark.parametrize("name", slow_apps(*APPS))
+def test_application_keep_weights(name: str) -> None:
+    app = application(name)
     before = _snapshot(app)
     reg = GammaFlopsRegularizer(app, THRESHOLD)
     x = inputs_for(app)
@@ -401,7 +436,7 @@ def test_application_keep_weights(app: Any) -> None:
     structure = reg.structure()
     new = apply_structure(app, structure, keep_weights=True)
     assert predict(new, x).shape == (2, CLASSES)
-    conv, feeder, bn, bn_owner = APP_SLICES[_app_name(app)]
+    conv, feeder, bn, bn_owner = APP_SLICES[name]
     out_ids = np.array(structure.layers[conv].alive_channels)
     in_ids = np.array(structure.layers[feeder].alive_channels)
     bn_ids = np.array(structure.layers[bn_owner].alive_channels)
@@ -416,13 +451,6 @@ def test_application_keep_weights(app: Any) -> None:
         np.asarray(new.get_layer(bn).gamma), np.asarray(app.get_layer(bn).gamma)[bn_ids]
     )
     _assert_unchanged(app, before)
-
-
-def _app_name(model: Any) -> str:
-    names = {layer.name for layer in model.layers}
-    if "block_1_project" in names:
-        return "MobileNetV2"
-    return "DenseNet121" if "conv2_block1_concat" in names else "ResNet50"
 
 
 def test_keep_weights_refuses_channels_the_seed_lacks(small_models: dict) -> None:
@@ -496,7 +524,9 @@ def test_missing_structure_file_is_refused(small_models: dict, tmp_path: Any) ->
         apply_structure(small_models["plain"], str(tmp_path / "bad.json"))
 
 
-def test_structure_dict_path_and_object_give_the_same_model(small_models: dict, tmp_path: Any) -> None:
+def test_structure_dict_path_and_object_give_the_same_model(
+    small_models: dict, tmp_path: Any
+) -> None:
     model = small_models["inception"]
     structure = GammaFlopsRegularizer(model, THRESHOLD).structure()
     path = structure.save(tmp_path / "structure.json")
@@ -624,7 +654,9 @@ def test_scaled_structure_rebuilds_at_its_cost(multiplier: float, small_models: 
     reg = GammaFlopsRegularizer(model, THRESHOLD)
     learned = reg.structure()
     # The logits layer is never resized by apply_structure: scale the hidden layers only.
-    assert predict(apply_structure(model, scale_structure(learned, multiplier)), inputs_for(model)).shape == (2, CLASSES)
+    assert predict(
+        apply_structure(model, scale_structure(learned, multiplier)), inputs_for(model)
+    ).shape == (2, CLASSES)
     structure = dataclasses.replace(
         learned, layers={n: s for n, s in learned.layers.items() if n != "head"}
     )
@@ -684,10 +716,8 @@ def test_expand_to_budget_below_the_narrowest_structure(small_models: dict) -> N
 
 
 @pytest.mark.slow
-def test_expand_resnet50_to_budget(app: Any) -> None:
-    if _app_name(app) != "ResNet50":
-        pytest.skip("one large network is enough for the tight budget check")
-    _check_expand(app, "flops", (1.3, 2.2, 3.7), within=0.01)
+def test_expand_resnet50_to_budget() -> None:
+    _check_expand(application("ResNet50"), "flops", (1.3, 2.2, 3.7), within=0.01)
 
 
 # ----- 7. FiGS gates --------------------------------------------------------------------------
@@ -706,7 +736,9 @@ def _expected_gated(model: Any) -> set[str]:
 
 def _set_logits(gated: Any, make: Callable[[str, int], np.ndarray]) -> None:
     for name, gate in _gates(gated).items():
-        gate.mask_logits.assign(make(name[: -len("_gate")], gate.mask_logits.shape[0]).astype(np.float32))
+        gate.mask_logits.assign(
+            make(name[: -len("_gate")], gate.mask_logits.shape[0]).astype(np.float32)
+        )
 
 
 def _gate_input(gated: Any, gate: str) -> str:
@@ -722,7 +754,9 @@ def test_add_gating_places_one_gate_per_prunable_layer(name: str, small_models: 
     assert "head_gate" not in _gates(gated)
     # Every original layer is kept, with its weights.
     for layer in model.layers:
-        for a, b in zip(layer.get_weights(), gated.get_layer(layer.name).get_weights(), strict=True):
+        for a, b in zip(
+            layer.get_weights(), gated.get_layer(layer.name).get_weights(), strict=True
+        ):
             np.testing.assert_array_equal(a, b)
 
 
@@ -755,12 +789,15 @@ def _round_trip_all_open(model: Any, gated: Any = None) -> None:
 
 
 @pytest.mark.parametrize("name", list(SMALL))
-def test_remove_gating_with_all_gates_open_restores_the_model(name: str, small_models: dict) -> None:
+def test_remove_gating_with_all_gates_open_restores_the_model(
+    name: str, small_models: dict
+) -> None:
     _round_trip_all_open(small_models[name])
 
 
-@pytest.mark.slow
-def test_application_gating_round_trip(app: Any) -> None:
+@pytest.mark.parametrize("name", slow_apps("MobileNetV2", "ResNet50"))
+def test_application_gating_round_trip(name: str) -> None:
+    app = application(name)
     before = _snapshot(app)
     gated = add_gating(app)
     assert set(_gates(gated)) == _expected_gated(app)
@@ -806,6 +843,38 @@ def test_remove_gating_drops_exactly_the_closed_channels(
     pruned = apply_structure(stripped, structure, keep_weights=True)
     # Closed channels output exactly 0, so removing them keeps the gated model's outputs.
     np.testing.assert_allclose(predict(pruned, x), y_gated, rtol=1e-5, atol=1e-6)
+
+
+def test_remove_gating_folds_into_the_kernel_without_bn() -> None:
+    img = keras.Input((8, 8, 3))
+    x = L.ReLU(name="k1_relu")(L.Conv2D(6, 3, padding="same", name="k1")(img))
+    x = L.LeakyReLU(negative_slope=0.2, name="k2_act")(L.Conv2D(8, 3, name="k2")(x))
+    model = keras.Model(img, _head(x), name="no_bn")
+    rng = np.random.default_rng(4)
+    for name in ("k1", "k2"):
+        bias = model.get_layer(name).bias
+        bias.assign(rng.normal(0.0, 0.3, bias.shape).astype(np.float32))
+    gated = add_gating(model)
+    assert _gate_input(gated, "k1_gate") == "k1_relu"
+    _set_logits(gated, lambda name, n: np.where(np.arange(n) % 3 == 0, -2.0, 1.0))
+    x = inputs_for(model)
+    stripped, structure = remove_gating(gated)
+    # Without a BN the inference scale goes into the kernel and bias (exact through a ReLU).
+    np.testing.assert_allclose(predict(stripped, x), predict(gated, x), rtol=1e-5, atol=1e-6)
+    assert structure.layers["k1"].alive_channels == (0, 1, 2, 4, 5)
+    # Logits [-2, 1, 1, -2, 1, 1]: channel 0 kept at scale 1, open ones sigmoid(1), closed 0.
+    open_scale = 1.0 / (1.0 + math.exp(-1.0))
+    scale = np.array([1.0, open_scale, open_scale, 0.0, open_scale, open_scale])
+    np.testing.assert_allclose(
+        np.asarray(stripped.get_layer("k1").bias),
+        np.asarray(model.get_layer("k1").bias) * scale,
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        np.asarray(stripped.get_layer("k1").kernel),
+        np.asarray(model.get_layer("k1").kernel) * scale,
+        rtol=1e-6,
+    )
 
 
 def test_logistic_sigmoid_regularizer_on_a_gated_model(small_models: dict) -> None:

@@ -1,0 +1,189 @@
+"""Real sweeps: a local Ray running two trials at once, tracked by an MLflow server on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from sweep.cli import main
+from sweep.pareto import pareto_front
+from sweep.results import results_table
+from sweep.tracking import PARENT_ID, TAG_PARETO, TAG_REASON, TAG_ROLE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def sweep_yaml(tmp_path, name, uri, **extra):
+    config = {
+        "name": name,
+        "trial": {"model": "zoo:plain", "model_width": 8, "dataset": "tests.trainers.fixtures:nan_for_seed_1",
+                  "epochs": 2, "retrain_epochs": 1, "batch_size": 16, "export_every_steps": 2},
+        "algorithms": ["gamma", "group_lasso"],
+        "targets": ["flops"],
+        "strengths": {"decades_below": 0, "decades_above": 0.5, "points_per_decade": 2},
+        "seeds": [0],
+        "baseline": {"widths": [0.5, 1.0]},
+        "resources": {"cpus": 1},
+        "max_concurrent": 2,
+        "retries": 0,
+        "tracking_uri": uri,
+        "workdir": str(tmp_path / "work"),
+        **extra,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def runs(uri, name):
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(name)
+    found = client.search_runs([experiment.experiment_id], max_results=1000)
+    parent = [r for r in found if r.data.tags.get(TAG_ROLE) == "parent"]
+    children = [r for r in found if r.data.tags.get(TAG_ROLE) == "trial"]
+    return client, parent, children
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(mlflow_server, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sweep")
+    path = sweep_yaml(tmp, "e2e", mlflow_server, seeds=[0, 1])
+    os.environ["PYTHONPATH"] = f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"
+    assert main(["run", str(path), "--verbose", "0"]) == 0
+    return mlflow_server, tmp
+
+
+def test_parent_children_metrics_artifacts(finished_sweep):
+    uri, _ = finished_sweep
+    client, parent, children = runs(uri, "e2e")
+    # one parent; 2 algorithms x 2 strengths x 2 seeds + 2 widths x 2 seeds children
+    assert len(parent) == 1 and parent[0].info.status == "FINISHED"
+    assert len(children) == 12
+    assert {c.data.tags[PARENT_ID] for c in children} == {parent[0].info.run_id}
+    artifacts = {a.path for a in client.list_artifacts(parent[0].info.run_id, "pareto")}
+    assert artifacts == {"pareto/pareto.csv", "pareto/pareto_flops.png", "pareto/pareto_flops.html"}
+    for child in children:
+        seed = child.data.params["seed"]
+        if seed == "1":
+            # seed 1's data is NaN: the trial fails with its reason, the sweep goes on
+            assert child.info.status == "FAILED"
+            assert "loss became nan" in child.data.tags[TAG_REASON]
+            continue
+        assert child.info.status == "FINISHED"
+        assert {"rebuilt_cost", "retrained_val_accuracy", "seed_cost"} <= set(child.data.metrics)
+        top = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"structure.json", "metrics.json", "structures"} <= top
+        if child.data.params["algorithm"] != "baseline":
+            history = client.get_metric_history(child.info.run_id, "learn/cost")
+            # one cost value per structure-learning epoch, no step twice
+            assert sorted(m.step for m in history) == [1, 2]
+            assert float(child.data.params["strength"]) > 0
+
+
+def test_trials_ran_in_parallel(finished_sweep):
+    uri, _ = finished_sweep
+    _, _, children = runs(uri, "e2e")
+    spans = sorted((c.info.start_time, c.info.end_time) for c in children)
+    # some trial started before an earlier one ended
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))
+
+
+def test_pareto_table_and_tags_match_the_results(finished_sweep, tmp_path):
+    uri, _ = finished_sweep
+    client, parent, children = runs(uri, "e2e")
+    table = results_table(uri, "e2e")
+    expected = pareto_front(table, cost="cost", accuracy="accuracy", group="target").table
+    by_run = dict(zip(expected["run_id"], expected["pareto"], strict=True))
+    for child in children:
+        if child.info.status == "FINISHED":
+            # Pareto-optimal children are tagged so the UI can filter them
+            assert child.data.tags[TAG_PARETO] == str(bool(by_run[child.info.run_id])).lower()
+    path = client.download_artifacts(parent[0].info.run_id, "pareto/pareto.csv", str(tmp_path))
+    import pandas as pd
+
+    logged = pd.read_csv(path)
+    assert sorted(logged.loc[logged["pareto"], "trial_id"]) == sorted(expected.loc[expected["pareto"], "trial_id"])
+    html = client.download_artifacts(parent[0].info.run_id, "pareto/pareto_flops.html", str(tmp_path))
+    assert Path(html).read_text().count('class="point') == int(table["cost"].notna().sum())
+
+
+@pytest.mark.parametrize("how", [["--knee"], ["--max-cost", "COST"], ["--min-accuracy", "ACC"]])
+def test_pick_downloads_the_chosen_structure(finished_sweep, tmp_path, how):
+    uri, _ = finished_sweep
+    table = results_table(uri, "e2e").dropna(subset=["cost", "accuracy"])
+    cost, acc = float(table["cost"].median()), float(table["accuracy"].median())
+    args = [a.replace("COST", str(cost)).replace("ACC", str(acc)) for a in how]
+    out = tmp_path / "structure.json"
+    assert main(["pick", "e2e", "--tracking-uri", uri, *args, "-o", str(out)]) == 0
+    picked = json.loads(out.read_text())
+    if how[0] == "--max-cost":
+        best = table[table["cost"] <= cost].sort_values(["accuracy", "cost"], ascending=[False, True]).iloc[0]
+    elif how[0] == "--min-accuracy":
+        best = table[table["accuracy"] >= acc].sort_values(["cost", "accuracy"], ascending=[True, False]).iloc[0]
+    else:
+        front = pareto_front(table, cost="cost", accuracy="accuracy").table
+        best = front[front["knee"]].iloc[0]
+    client = MlflowClient(uri)
+    expected = json.loads(Path(client.download_artifacts(best["run_id"], "structure.json", str(tmp_path / "x"))).read_text())
+    # the downloaded JSON is the chosen trial's structure
+    assert picked == expected
+
+
+def test_pick_with_no_trial_meeting_the_constraint(finished_sweep, capsys):
+    uri, _ = finished_sweep
+    assert main(["pick", "e2e", "--tracking-uri", uri, "--min-accuracy", "1.5", "-o", "x.json"]) == 2
+    err = capsys.readouterr().err
+    assert "closest" in err.lower() and "e2e" not in err.lower() or "accuracy" in err
+
+
+def test_killed_sweep_resumes_without_duplicates(mlflow_server, tmp_path):
+    path = sweep_yaml(tmp_path, "resume", mlflow_server, max_concurrent=1,
+                      trial={"model": "zoo:plain", "model_width": 8, "dataset": "synthetic", "epochs": 3,
+                             "retrain_epochs": 1, "batch_size": 32})
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "sweep.cli", "run", str(path), "--verbose", "0"]
+    process = subprocess.Popen(command, env=env, cwd=tmp_path, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 400
+    killed_with = None
+    while time.time() < deadline:
+        time.sleep(2)
+        try:
+            _, _, children = runs(mlflow_server, "resume")
+        except AttributeError:
+            continue
+        finished = [c for c in children if c.info.status == "FINISHED"]
+        if finished and any(c.info.status == "RUNNING" for c in children):
+            killed_with = {c.data.tags["morphsweep.trial_id"]: c.info.end_time for c in finished}
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert killed_with, "the sweep finished before it could be killed midway"
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client, _, children = runs(mlflow_server, "resume")
+    ids = [c.data.tags["morphsweep.trial_id"] for c in children]
+    # every trial has exactly one run, all finished
+    assert len(ids) == len(set(ids)) == 6
+    assert all(c.info.status == "FINISHED" for c in children)
+    for child in children:
+        tid = child.data.tags["morphsweep.trial_id"]
+        if tid in killed_with:
+            # trials finished before the kill were not run again
+            assert child.info.end_time == killed_with[tid]
+        for key in ("learn/cost", "retrain/accuracy"):
+            steps = [m.step for m in client.get_metric_history(child.info.run_id, key)]
+            assert len(steps) == len(set(steps)), (tid, key, steps)
+    assert np.isfinite(results_table(mlflow_server, "resume")["cost"]).all()
