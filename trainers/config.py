@@ -25,7 +25,9 @@ class TrialConfig:
     """Everything one structure-learning trial needs.
 
     Strength is either ``strength`` itself or ``multiplier / seed cost`` (MorphNet's advice: search
-    on a log scale around 1 / initial cost). ``baseline_width`` skips structure learning and trains
+    on a log scale around 1 / initial cost). FiGS trials insert gates with ``gate_temperature``
+    and straight-through sampling, and by default regularize the gate probabilities, whose
+    gradient is smooth (the sampled mask's gradient is almost always 0 at low temperature). ``baseline_width`` skips structure learning and trains
     the seed network scaled uniformly (the baseline every Pareto plot compares against).
     """
 
@@ -47,6 +49,9 @@ class TrialConfig:
     retrain_learning_rate: float = 3e-3
     export_every_steps: int = 100
     seed: int = 0
+    gate_temperature: float = 0.5
+    gate_straight_through: bool = True
+    regularize_on_mask: bool = False
     baseline_width: float | None = None
     output_dir: str = "morphsweep_runs/trial"
     verbose: int = 1
@@ -66,7 +71,7 @@ class TrialConfig:
         for name in ("retrain_epochs", "export_every_steps", "seed", "verbose"):
             if getattr(self, name) < 0:
                 raise TrialConfigError(f"{name} must be >= 0, but got {name}={getattr(self, name)!r}")
-        for name in ("learning_rate", "retrain_learning_rate"):
+        for name in ("learning_rate", "retrain_learning_rate", "gate_temperature"):
             self._positive(name)
         if self.strength is not None:
             self._positive("strength", fix="use a strength > 0 (e.g. 1 / seed cost), or set multiplier")

@@ -66,7 +66,10 @@ def make_regularizer(model: Any, config: TrialConfig) -> Any:
     family = cls.__mro__[1]  # the algorithm's base class takes the target directly
     target = target_of(config)
     if config.algorithm == "logistic_sigmoid":
-        reg = family(model, alive_threshold=config.regularizer_threshold, target=target)
+        reg = family(
+            model, regularize_on_mask=config.regularize_on_mask,
+            alive_threshold=config.regularizer_threshold, target=target,
+        )
     else:
         reg = family(model, config.regularizer_threshold, target=target)
     reg.name = cls.name
@@ -252,7 +255,10 @@ class _Trial:
         if config.algorithm == "logistic_sigmoid":
             from .morphnet.tfkeras import add_gating
 
-            network = add_gating(network, seed=config.seed)
+            network = add_gating(
+                network, seed=config.seed, temperature=config.gate_temperature,
+                straight_through=config.gate_straight_through,
+            )
         self.network = network
         self.regularizer = make_regularizer(network, config)
         self.strength = config.strength if config.strength is not None else config.multiplier / self.regularizer.seed_cost  # type: ignore[operator]
@@ -282,9 +288,8 @@ class _Trial:
         from .morphnet.widths import keep_full_width, output_layers, structure_cost
 
         if final and self.config.algorithm == "logistic_sigmoid":
-            from .morphnet.tfkeras import remove_gating
-
-            _, structure = remove_gating(self.network)
+            # the gates' inference masks decide, ORed across gates tied by adds
+            structure = self.regularizer.structure(step=self.step, inference=True)
         else:
             structure = self.regularizer.structure(step=self.step)
         # the logits keep every class: output layers are rebuilt at full width

@@ -159,9 +159,19 @@ def widths_cost(graph: Graph, target: Target, ids: ChannelMap, ops: Sequence[int
 
 
 def structure_cost(
-    graph: Graph, structure: Structure, target: Target, ops: Sequence[int] | None = None
+    graph: Graph,
+    structure: Structure,
+    target: Target,
+    ops: Sequence[int] | None = None,
+    keep_outputs: bool = True,
 ) -> float:
-    """Cost of the model ``graph`` rebuilt at the widths of ``structure``."""
+    """Cost of the model ``graph`` rebuilt at the widths of ``structure``.
+
+    As ``apply_structure``, output layers (the logits) count at full width unless
+    ``keep_outputs`` is False.
+    """
+    if keep_outputs:
+        structure = keep_full_width(structure, output_layers(graph))
     return widths_cost(graph, target, channel_map(graph, structure), ops)
 
 

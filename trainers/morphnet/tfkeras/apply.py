@@ -409,24 +409,19 @@ def remove_gating(model: Any) -> tuple[Any, Structure]:
     for layer in _all_layers(stripped):
         if layer.name in old and old[layer.name].weights:
             layer.set_weights(old[layer.name].get_weights())
-    graph, _ = read_model(stripped)
-    layers = {}
     for owner, gate_name in points.items():
         gate = gates[gate_name]
-        logits = np.asarray(gate.mask_logits)
-        open_ = logits > 0
-        if gate.keep_first_channel_alive:
-            open_[0] = True
         if gate.soft_mask_for_inference:
-            scale = 1.0 / (1.0 + np.exp(-logits.astype(np.float64))) * open_
+            logits = np.asarray(gate.mask_logits).astype(np.float64)
+            scale = 1.0 / (1.0 + np.exp(-logits)) * (logits > 0)
             if gate.keep_first_channel_alive:
                 scale[0] = 1.0  # the gate passes channel 0 unscaled: max(mask, one_hot(0))
             _fold_scale(stripped, owner, scale)
-        info = graph.layers[owner]
-        size = graph.ops[info.prunable_op].size  # type: ignore[index]
-        alive = tuple(int(c) for c in np.flatnonzero(open_))
-        layers[owner] = LayerStructure(len(alive), size, alive, info.class_name, graph.ops[info.prunable_op].name)  # type: ignore[index]
-    structure = Structure(layers=layers, model_name=graph.model_name, fingerprint=graph_fingerprint(graph))
+    from .network_regularizers import LogisticSigmoidFlopsRegularizer
+
+    # gates tied by an add are ORed, as the regularizer groups them
+    structure = LogisticSigmoidFlopsRegularizer(model).structure(inference=True)
+    structure = Structure(layers=structure.layers, model_name=structure.model_name, fingerprint=structure.fingerprint)
     return stripped, structure
 
 

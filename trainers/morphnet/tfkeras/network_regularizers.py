@@ -494,14 +494,28 @@ class _LogisticSigmoid(NetworkRegularizer):
             layer_handlers=layer_handlers,
         )
 
+    _inference = False
+
+    def structure(self, step: int | None = None, *, inference: bool = False) -> Structure:
+        """The learned structure; with ``inference`` the gates' inference masks (logit > 0)
+        decide what is alive instead of the last training sample (groups still OR their gates).
+        """
+        self._inference = inference
+        try:
+            return super().structure(step)
+        finally:
+            self._inference = False
+
     def _source_regularizer(self, op_index: int) -> OpRegularizer:
         layer = self._layers[self.graph.ops[op_index].layer]
+        logits = tf.convert_to_tensor(layer.mask_logits)
+        mask = tf.cast(logits > 0, tf.float32) if self._inference else layer.sampled_mask()
         reg = ProbGatingRegularizer(
-            layer.mask_logits,
-            layer.sampled_mask(),
+            logits,
+            mask,
             regularize_on_mask=self.regularize_on_mask,
             alive_threshold=self.alive_threshold,
-            mask_as_alive_vector=self.mask_as_alive_vector,
+            mask_as_alive_vector=self.mask_as_alive_vector or self._inference,
         )
         if layer.keep_first_channel_alive:
             # Channel 0 is always open in the forward pass, so it is alive in the cost too.
