@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test check bench lint clean
+.PHONY: venv test demo check bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+demo: $(STAMP)
+	$(VENV)/bin/morphsweep run sweep/examples/sweep_digits.yaml
+
 check: $(STAMP)
 	$(PY) -m ruff check trainers sweep dashboards tests
 	$(PY) -m mypy
@@ -24,6 +27,7 @@ check: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) tests/benchmarks/bench_regularizers.py
+	$(PY) tests/benchmarks/bench_train_step.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

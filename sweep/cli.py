@@ -202,6 +202,76 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return subprocess.call(command)
 
 
+def _job_client(address: str) -> Any:
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        return JobSubmissionClient(address)
+    except Exception as exc:  # ray raises ConnectionError or RuntimeError depending on the failure
+        raise SystemExit(
+            f"morphsweep: cannot reach the Ray job server at {address} ({exc}); give the head's "
+            f"dashboard address, e.g. --address http://HEAD:8265 (and RAY_AUTH_TOKEN if the cluster "
+            f"uses token authentication)"
+        ) from exc
+
+
+def _stage(config_path: str) -> Path:
+    """A directory holding the project's packages and the config, shipped as the job's working_dir."""
+    import shutil
+    import tempfile
+
+    root = Path(__file__).resolve().parents[1]
+    stage = Path(tempfile.mkdtemp(prefix="morphsweep-job-"))
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in ("sweep", "trainers", "dashboards"):
+        shutil.copytree(root / package, stage / package, ignore=ignore)
+    shutil.copy(config_path, stage / "sweep.yaml")
+    return stage
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from .config import SweepConfigError, load_sweep_config
+
+    try:
+        config = load_sweep_config(args.config)
+    except SweepConfigError as exc:
+        print(f"morphsweep submit: {exc}", file=sys.stderr)
+        return 2
+    client = _job_client(args.address)
+    stage = _stage(args.config)
+    job_id = client.submit_job(
+        entrypoint="python -m sweep.cli run sweep.yaml --address auto --verbose 1",
+        runtime_env={"working_dir": str(stage)},
+        metadata={"morphsweep_sweep": config.name},
+    )
+    print(f"submitted sweep {config.name!r} as job {job_id}")
+    print(f"watch:  morphsweep status {job_id} --address {args.address}")
+    print(f"        morphsweep logs {job_id} --address {args.address} --follow")
+    print(f"        Ray dashboard: {args.address}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    info = _job_client(args.address).get_job_info(args.job_id)
+    print(f"{args.job_id}: {info.status}" + (f" ({info.message})" if info.message else ""))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    client = _job_client(args.address)
+    if not args.follow:
+        print(client.get_job_logs(args.job_id), end="")
+        return 0
+    import asyncio
+
+    async def tail() -> None:
+        async for lines in client.tail_job_logs(args.job_id):
+            print(lines, end="", flush=True)
+
+    asyncio.run(tail())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="morphsweep", description="MorphNet structure learning, swept.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -247,6 +317,18 @@ def build_parser() -> argparse.ArgumentParser:
     pick.add_argument("--target", help="cost target when the sweep has several")
     pick.add_argument("-o", "--output", required=True)
     pick.set_defaults(func=cmd_pick)
+
+    submit = sub.add_parser("submit", help="submit a sweep to a Ray cluster (job submission)")
+    submit.add_argument("config")
+    submit.add_argument("--address", required=True, help="the head's dashboard, e.g. http://HEAD:8265")
+    submit.set_defaults(func=cmd_submit)
+    for name, func in (("status", cmd_status), ("logs", cmd_logs)):
+        p = sub.add_parser(name, help=f"{name} of a submitted sweep")
+        p.add_argument("job_id")
+        p.add_argument("--address", required=True)
+        if name == "logs":
+            p.add_argument("--follow", action="store_true")
+        p.set_defaults(func=func)
 
     ui = sub.add_parser("ui", help="serve the MLflow UI on the sweep store")
     ui.add_argument("--tracking-uri")

@@ -1,0 +1,71 @@
+"""Sweep config validation and the strength grid; unreachable services fail before any trial."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sweep.cli import main
+from sweep.config import SweepConfigError, load_sweep_config
+from sweep.space import build_trials
+from sweep.tracking import TrackingUnavailable, check_tracking
+from sweep.tune_runner import ClusterUnavailable, check_address
+
+
+def test_every_bad_field_is_named_at_once():
+    data = {"name": "bad name!", "algorithms": ["gamma", "l0"], "targets": ["flops", "energy"],
+            "seeds": [-1], "resources": {"cpus": 0, "gpus": -1}, "max_concurrent": 0,
+            "strengths": {"points_per_decade": 0, "centre": 1}, "trial": {"epochs": "ten"},
+            "extra_key": 1}
+    with pytest.raises(SweepConfigError) as info:
+        load_sweep_config(data)
+    text = str(info.value)
+    for fragment in ("name must be", "'l0' is not one of", "'energy' is not one of", "seeds must be",
+                     "resources.cpus", "resources.gpus", "max_concurrent", "points_per_decade",
+                     "unknown key(s) ['centre']", "trial: epochs must be int", "['extra_key']"):
+        assert fragment in text, fragment
+
+
+def test_sweep_owned_trial_fields_and_file_store_are_rejected():
+    with pytest.raises(SweepConfigError, match="set by the sweep"):
+        load_sweep_config({"name": "x", "trial": {"strength": 1e-6}})
+    with pytest.raises(SweepConfigError, match="file store"):
+        load_sweep_config({"name": "x", "tracking_uri": "file:///tmp/mlruns"})
+
+
+def test_strength_grid_is_logarithmic_around_one_over_seed_cost():
+    config = load_sweep_config({
+        "name": "grid", "algorithms": ["gamma", "group_lasso"],
+        "strengths": {"decades_below": 1, "decades_above": 1, "points_per_decade": 2,
+                      "center": {"gamma": 2.0}},
+        "baseline": {"widths": [0.5]}, "seeds": [0, 1],
+    })
+    trials = build_trials(config, {"flops": 1e6})
+    gamma = sorted(t.multiplier for t in trials if t.algorithm == "gamma" and t.seed == 0)
+    # centre x 10^(k/2) for k = -2..2, strength = multiplier / seed cost
+    assert gamma == pytest.approx([0.2, 2 / 10**0.5, 2.0, 2 * 10**0.5, 20.0])
+    assert all(t.strength == pytest.approx(t.multiplier / 1e6) for t in trials if t.multiplier)
+    lasso = sorted(t.multiplier for t in trials if t.algorithm == "group_lasso" and t.seed == 0)
+    assert lasso[2] == pytest.approx(100.0)  # the default centre for group lasso
+    assert len(trials) == 2 * 5 * 2 + 1 * 2
+    assert len({t.trial_id for t in trials}) == len(trials)
+
+
+def test_unreachable_services_fail_fast():
+    start = time.monotonic()
+    with pytest.raises(TrackingUnavailable, match="cannot reach the MLflow tracking server"):
+        check_tracking("http://127.0.0.1:9", timeout=2)
+    with pytest.raises(ClusterUnavailable, match="cannot reach the Ray cluster"):
+        check_address("127.0.0.1:9", timeout=2)
+    assert time.monotonic() - start < 10
+
+
+def test_run_rejects_bad_config_before_ray(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\nalgorithms: [magic]\n")
+    assert main(["run", str(path)]) == 2
+    assert "'magic' is not one of" in capsys.readouterr().err
+    path.write_text("name: x\ntracking_uri: http://127.0.0.1:9\n")
+    assert main(["run", str(path)]) == 2
+    assert "cannot reach the MLflow tracking server" in capsys.readouterr().err
