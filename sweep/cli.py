@@ -67,7 +67,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"\n{result.cost_name}: seed {summary['seed_cost']:.4g} -> rebuilt {summary['rebuilt_cost']:.4g} "
         f"({summary['cost_fraction']:.1%}); retrained val accuracy {result.retrained_val_accuracy:.4f}"
     )
-    print(f"structure: {result.structure_path}\nmodel:     {result.model_path}\nmetrics:   {result.metrics_path}")
+    print(
+        f"structure: {result.structure_path}\nmodel:     {result.model_path}\nmetrics:   {result.metrics_path}"
+    )
     return 0
 
 
@@ -79,14 +81,18 @@ def cmd_apply(args: argparse.Namespace) -> int:
         model = _load_seed_model(args)
         from trainers.morphnet.tfkeras import apply_structure, model_cost
 
-        small = apply_structure(model, args.structure, keep_weights=args.keep_weights, min_channels=args.min_channels)
+        small = apply_structure(
+            model, args.structure, keep_weights=args.keep_weights, min_channels=args.min_channels
+        )
     except (MorphNetError, TrialConfigError) as exc:
         print(f"morphsweep apply: {exc}", file=sys.stderr)
         return 2
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     small.save(args.output)
     seed, new = model_cost(model), model_cost(small)
-    print(f"FLOPs: seed {seed:.4g} -> {new:.4g} ({new / seed:.1%}); params {model.count_params()} -> {small.count_params()}")
+    print(
+        f"FLOPs: seed {seed:.4g} -> {new:.4g} ({new / seed:.1%}); params {model.count_params()} -> {small.count_params()}"
+    )
     print(f"wrote {args.output}")
     return 0
 
@@ -100,7 +106,9 @@ def _load_seed_model(args: argparse.Namespace) -> Any:
         from trainers.morphnet.tfkeras.compat import keras
         from trainers.morphnet.tfkeras.gating import LogisticSigmoidGating
 
-        return keras.models.load_model(args.model, custom_objects={"LogisticSigmoidGating": LogisticSigmoidGating})
+        return keras.models.load_model(
+            args.model, custom_objects={"LogisticSigmoidGating": LogisticSigmoidGating}
+        )
     from trainers.data import load_dataset
     from trainers.models import build_model
 
@@ -144,10 +152,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     from .results import format_front, front
 
-    print(f"\nPareto front of sweep {config.name!r} (cost = rebuilt model, accuracy = retrained, validation):")
+    print(
+        f"\nPareto front of sweep {config.name!r} (cost = rebuilt model, accuracy = retrained, validation):"
+    )
     print(format_front(front(config.resolved_tracking_uri, config.name)))
     uri = config.resolved_tracking_uri
-    print(f"\n{summary['ran']} trials ran, {summary['trials'] - summary['ran']} were already finished.")
+    print(
+        f"\n{summary['ran']} trials ran, {summary['trials'] - summary['ran']} were already finished."
+    )
     print(f"Browse: morphsweep ui --tracking-uri {uri}")
     print(f"Pick:   morphsweep pick {config.name} --tracking-uri {uri} --knee -o structure.json")
     return 0
@@ -176,14 +188,22 @@ def cmd_pick(args: argparse.Namespace) -> int:
         result = front(uri, args.sweep)
         targets = sorted(set(result.table["target"].dropna()))
         group = args.target or (targets[0] if len(targets) == 1 else None)
-        row = pick(result, max_cost=args.max_cost, min_accuracy=args.min_accuracy, knee=args.knee, group_value=group)
+        row = pick(
+            result,
+            max_cost=args.max_cost,
+            min_accuracy=args.min_accuracy,
+            knee=args.knee,
+            group_value=group,
+        )
     except (SweepNotFound, NoTrialMeetsConstraint, ValueError) as exc:
         print(f"morphsweep pick: {exc}", file=sys.stderr)
         return 2
     from mlflow.tracking import MlflowClient
 
     with tempfile.TemporaryDirectory() as tmp:
-        local = MlflowClient(tracking_uri=uri).download_artifacts(row["run_id"], "structure.json", tmp)
+        local = MlflowClient(tracking_uri=uri).download_artifacts(
+            row["run_id"], "structure.json", tmp
+        )
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(local, args.output)
     print(
@@ -197,7 +217,18 @@ def cmd_ui(args: argparse.Namespace) -> int:
     import subprocess
 
     uri = _tracking_uri(args)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
     print(f"MLflow UI on http://{args.host}:{args.port} ({uri}); Ctrl-C to stop", flush=True)
     return subprocess.call(command)
 
@@ -273,39 +304,66 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="morphsweep", description="MorphNet structure learning, swept.")
+    parser = argparse.ArgumentParser(
+        prog="morphsweep", description="MorphNet structure learning, swept."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="run one structure-learning trial locally")
     train.add_argument("config", help="trial YAML (see trainers/examples/)")
     train.add_argument("-o", "--output", help="output directory (overrides output_dir)")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    train.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    train.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field"
+    )
+    train.add_argument(
+        "--no-resume", action="store_true", help="start over even if a checkpoint exists"
+    )
     train.set_defaults(func=cmd_train)
 
     apply = sub.add_parser("apply", help="rebuild a model at a learned structure")
     apply.add_argument("structure", help="structure JSON (from `train` or `pick`)")
-    apply.add_argument("--model", required=True, help="seed model: a .keras file, zoo:<name>, keras.applications.<Name> or module:function")
-    apply.add_argument("-o", "--output", required=True, help="where to save the rebuilt .keras model")
-    apply.add_argument("--dataset", default="digits", help="dataset the seed model was built for (gives input shape and classes)")
+    apply.add_argument(
+        "--model",
+        required=True,
+        help="seed model: a .keras file, zoo:<name>, keras.applications.<Name> or module:function",
+    )
+    apply.add_argument(
+        "-o", "--output", required=True, help="where to save the rebuilt .keras model"
+    )
+    apply.add_argument(
+        "--dataset",
+        default="digits",
+        help="dataset the seed model was built for (gives input shape and classes)",
+    )
     apply.add_argument("--input-shape", help="e.g. 32,32,3 (instead of --dataset)")
     apply.add_argument("--num-classes", type=int, default=10)
     apply.add_argument("--image-size", type=int, default=None)
-    apply.add_argument("--width", type=int, default=32, help="zoo model width (model_width of the trial)")
-    apply.add_argument("--keep-weights", action="store_true", help="carry the surviving channels' weights")
+    apply.add_argument(
+        "--width", type=int, default=32, help="zoo model width (model_width of the trial)"
+    )
+    apply.add_argument(
+        "--keep-weights", action="store_true", help="carry the surviving channels' weights"
+    )
     apply.add_argument("--min-channels", type=int, default=0)
     apply.set_defaults(func=cmd_apply)
 
     run = sub.add_parser("run", help="run a sweep (local Ray, or --address of a running cluster)")
     run.add_argument("config", help="sweep YAML (see sweep/examples/)")
-    run.add_argument("--address", help="Ray cluster address (default: the config's, else a local Ray)")
+    run.add_argument(
+        "--address", help="Ray cluster address (default: the config's, else a local Ray)"
+    )
     run.add_argument("--verbose", type=int, default=1)
     run.set_defaults(func=cmd_run)
 
-    for name, helptext in (("pareto", "print a sweep's Pareto front"), ("pick", "download a chosen trial's structure JSON")):
+    for name, helptext in (
+        ("pareto", "print a sweep's Pareto front"),
+        ("pick", "download a chosen trial's structure JSON"),
+    ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("sweep", help="sweep name")
-        p.add_argument("--tracking-uri", help="MLflow URI (default: the local store under ./morphsweep_runs)")
+        p.add_argument(
+            "--tracking-uri", help="MLflow URI (default: the local store under ./morphsweep_runs)"
+        )
         p.add_argument("--config", help="read the tracking URI from this sweep YAML")
         if name == "pareto":
             p.set_defaults(func=cmd_pareto)
@@ -320,7 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit = sub.add_parser("submit", help="submit a sweep to a Ray cluster (job submission)")
     submit.add_argument("config")
-    submit.add_argument("--address", required=True, help="the head's dashboard, e.g. http://HEAD:8265")
+    submit.add_argument(
+        "--address", required=True, help="the head's dashboard, e.g. http://HEAD:8265"
+    )
     submit.set_defaults(func=cmd_submit)
     for name, func in (("status", cmd_status), ("logs", cmd_logs)):
         p = sub.add_parser(name, help=f"{name} of a submitted sweep")

@@ -90,7 +90,11 @@ class SweepConfig:
 
     @property
     def resolved_storage_path(self) -> str:
-        return str(Path(self.storage_path).expanduser().resolve()) if self.storage_path else str(self.root / "ray")
+        return (
+            str(Path(self.storage_path).expanduser().resolve())
+            if self.storage_path
+            else str(self.root / "ray")
+        )
 
     def trials_dir(self) -> Path:
         return Path(self.resolved_storage_path) / self.name / "trials"
@@ -128,8 +132,12 @@ def _build(data: dict[str, Any], problems: list[str]) -> SweepConfig | None:
     if unknown:
         problems.append(f"unknown key(s) {unknown}; known: {sorted(_KNOWN)}")
     name = data.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name or ""):
-        problems.append(f"name must be 1-64 letters, digits, '.', '_' or '-', but got name={name!r}")
+    if not isinstance(name, str) or not re.fullmatch(
+        r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name or ""
+    ):
+        problems.append(
+            f"name must be 1-64 letters, digits, '.', '_' or '-', but got name={name!r}"
+        )
     algorithms = _list(data, "algorithms", ["gamma"], problems)
     for a in algorithms:
         if a not in ALGORITHMS:
@@ -139,14 +147,18 @@ def _build(data: dict[str, Any], problems: list[str]) -> SweepConfig | None:
         if t not in TARGETS:
             problems.append(f"targets: {t!r} is not one of {TARGETS}")
     if "logistic_sigmoid" in algorithms and "activations" in targets:
-        problems.append("targets: 'activations' has no LogisticSigmoid regularizer; drop one of them")
+        problems.append(
+            "targets: 'activations' has no LogisticSigmoid regularizer; drop one of them"
+        )
     seeds = _list(data, "seeds", [0], problems)
     if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         problems.append(f"seeds must be integers >= 0, but got seeds={seeds!r}")
     baseline = data.get("baseline", {}) or {}
     widths = baseline.get("widths", [0.25, 0.5, 0.75, 1.0]) if isinstance(baseline, dict) else None
     if widths is None or not isinstance(widths, list) or not all(_positive(w) for w in widths):
-        problems.append(f"baseline.widths must be a list of width multipliers > 0, but got {widths!r}")
+        problems.append(
+            f"baseline.widths must be a list of width multipliers > 0, but got {widths!r}"
+        )
         widths = []
     grid = _grid(data.get("strengths", {}) or {}, problems)
     resources = data.get("resources", {}) or {}
@@ -173,7 +185,11 @@ def _build(data: dict[str, Any], problems: list[str]) -> SweepConfig | None:
         if value is not None and not isinstance(value, str):
             problems.append(f"{key} must be a string, but got {key}={value!r}")
     uri = data.get("tracking_uri")
-    if isinstance(uri, str) and uri.startswith("file:") or (isinstance(uri, str) and uri.rstrip("/").endswith("mlruns") and "://" not in uri):
+    if (
+        isinstance(uri, str)
+        and uri.startswith("file:")
+        or (isinstance(uri, str) and uri.rstrip("/").endswith("mlruns") and "://" not in uri)
+    ):
         problems.append(
             f"tracking_uri={uri!r} is a file store, which MLflow 3 no longer supports; use "
             f"sqlite:///<absolute path>.db or http://<tracking server>"
@@ -200,7 +216,12 @@ def _build(data: dict[str, Any], problems: list[str]) -> SweepConfig | None:
 
 
 def _positive(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 def _list(data: dict[str, Any], key: str, default: list[Any], problems: list[str]) -> list[Any]:
@@ -231,7 +252,9 @@ def _grid(data: Any, problems: list[str]) -> StrengthGrid | None:
     center = data.get("center")
     centers = center.values() if isinstance(center, dict) else [] if center is None else [center]
     if not all(_positive(c) for c in centers):
-        problems.append(f"strengths.center must be a multiplier > 0 (or one per algorithm), but got {center!r}")
+        problems.append(
+            f"strengths.center must be a multiplier > 0 (or one per algorithm), but got {center!r}"
+        )
     if isinstance(center, dict):
         bad = sorted(set(center) - set(ALGORITHMS))
         if bad:
@@ -246,7 +269,15 @@ def _grid(data: Any, problems: list[str]) -> StrengthGrid | None:
     )
 
 
-_SWEEP_OWNED = {"algorithm", "target", "strength", "multiplier", "seed", "baseline_width", "output_dir"}
+_SWEEP_OWNED = {
+    "algorithm",
+    "target",
+    "strength",
+    "multiplier",
+    "seed",
+    "baseline_width",
+    "output_dir",
+}
 
 
 def _check_trial(trial: dict[str, Any], problems: list[str]) -> None:
@@ -255,7 +286,9 @@ def _check_trial(trial: dict[str, Any], problems: list[str]) -> None:
 
     owned = sorted(set(trial) & _SWEEP_OWNED)
     if owned:
-        problems.append(f"trial: {owned} are set by the sweep for each trial; remove them from trial")
+        problems.append(
+            f"trial: {owned} are set by the sweep for each trial; remove them from trial"
+        )
     try:
         config = TrialConfig.from_dict({k: v for k, v in trial.items() if k not in _SWEEP_OWNED})
         from trainers.data import check_dataset_spec
@@ -263,6 +296,8 @@ def _check_trial(trial: dict[str, Any], problems: list[str]) -> None:
 
         check_dataset_spec(config.dataset)
         if config.model.startswith("zoo:") and config.model[4:] not in ZOO:
-            problems.append(f"trial: model must be zoo:{{{','.join(ZOO)}}}, keras.applications.<Name> or module:function, but got {config.model!r}")
+            problems.append(
+                f"trial: model must be zoo:{{{','.join(ZOO)}}}, keras.applications.<Name> or module:function, but got {config.model!r}"
+            )
     except TrialConfigError as exc:
         problems.append(f"trial: {exc}")

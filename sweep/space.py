@@ -29,9 +29,14 @@ class TrialSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "trial_id": self.trial_id, "algorithm": self.algorithm, "target": self.target,
-            "seed": self.seed, "multiplier": self.multiplier, "strength": self.strength,
-            "width": self.width, "config": self.config,
+            "trial_id": self.trial_id,
+            "algorithm": self.algorithm,
+            "target": self.target,
+            "seed": self.seed,
+            "multiplier": self.multiplier,
+            "strength": self.strength,
+            "width": self.width,
+            "config": self.config,
         }
 
 
@@ -68,9 +73,19 @@ def build_trials(config: SweepConfig, costs: dict[str, float]) -> list[TrialSpec
                 for seed in config.seeds:
                     trial_id = f"{algorithm}-{target}-m{_fmt(multiplier)}-s{seed}"
                     strength = multiplier / costs[target]
-                    trial = {**config.trial, "algorithm": algorithm, "target": target, "seed": seed,
-                             "strength": strength, "multiplier": multiplier}
-                    trials.append(TrialSpec(trial_id, algorithm, target, seed, multiplier, strength, None, trial))
+                    trial = {
+                        **config.trial,
+                        "algorithm": algorithm,
+                        "target": target,
+                        "seed": seed,
+                        "strength": strength,
+                        "multiplier": multiplier,
+                    }
+                    trials.append(
+                        TrialSpec(
+                            trial_id, algorithm, target, seed, multiplier, strength, None, trial
+                        )
+                    )
         for width in config.baseline_widths:
             for seed in config.seeds:
                 trial_id = f"{BASELINE}-{target}-w{_fmt(width)}-s{seed}"

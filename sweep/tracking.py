@@ -38,7 +38,9 @@ def check_tracking(uri: str, timeout: float = 5.0) -> None:
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
             if response.status != 200:
-                raise TrackingUnavailable(f"MLflow tracking server {uri} answered {response.status} on /health")
+                raise TrackingUnavailable(
+                    f"MLflow tracking server {uri} answered {response.status} on /health"
+                )
     except (urllib.error.URLError, OSError) as exc:
         raise TrackingUnavailable(
             f"cannot reach the MLflow tracking server at {uri} ({exc}); start it or fix "
@@ -66,7 +68,7 @@ class SweepTracker:
         self.uri = tracking_uri
         self.sweep = sweep
         if tracking_uri.startswith("sqlite:///"):
-            Path(tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=tracking_uri)
         experiment = self.client.get_experiment_by_name(sweep)
         if experiment is None:
@@ -82,7 +84,11 @@ class SweepTracker:
 
     # ----- runs ---------------------------------------------------------------------------
     def _search(self, filter_string: str) -> list[Any]:
-        return list(self.client.search_runs([self.experiment_id], filter_string=filter_string, max_results=5000))
+        return list(
+            self.client.search_runs(
+                [self.experiment_id], filter_string=filter_string, max_results=5000
+            )
+        )
 
     def _parent(self) -> str:
         found = self._search(f"tags.`{TAG_ROLE}` = 'parent'")
@@ -92,14 +98,18 @@ class SweepTracker:
                 self.client.update_run(run_id, status="RUNNING")
             return run_id
         run = self.client.create_run(
-            self.experiment_id, run_name=self.sweep, tags={TAG_SWEEP: self.sweep, TAG_ROLE: "parent"}
+            self.experiment_id,
+            run_name=self.sweep,
+            tags={TAG_SWEEP: self.sweep, TAG_ROLE: "parent"},
         )
         return run.info.run_id
 
     def children(self) -> dict[str, Any]:
         """Child runs by trial id."""
         runs = self._search(f"tags.`{TAG_ROLE}` = 'trial'")
-        return {r.data.tags[TAG_TRIAL]: r for r in runs if r.data.tags.get(PARENT_ID) == self.parent_id}
+        return {
+            r.data.tags[TAG_TRIAL]: r for r in runs if r.data.tags.get(PARENT_ID) == self.parent_id
+        }
 
     def finished_trials(self) -> set[str]:
         return {tid for tid, run in self.children().items() if run.info.status == "FINISHED"}
@@ -121,7 +131,12 @@ class SweepTracker:
             run = self.client.create_run(
                 self.experiment_id,
                 run_name=trial_id,
-                tags={PARENT_ID: self.parent_id, TAG_SWEEP: self.sweep, TAG_ROLE: "trial", TAG_TRIAL: trial_id},
+                tags={
+                    PARENT_ID: self.parent_id,
+                    TAG_SWEEP: self.sweep,
+                    TAG_ROLE: "trial",
+                    TAG_TRIAL: trial_id,
+                },
             )
             run_id = run.info.run_id
             if params:
@@ -147,7 +162,11 @@ class SweepTracker:
         now = int(time.time() * 1000)
         batch = []
         for key, value in metrics.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
                 continue
             if step <= self._already_logged(run_id, key):
                 continue
@@ -156,7 +175,9 @@ class SweepTracker:
         if batch:
             self.client.log_batch(run_id, metrics=batch)
 
-    def log_artifact(self, trial_id: str | None, path: str | Path, artifact_path: str | None = None) -> None:
+    def log_artifact(
+        self, trial_id: str | None, path: str | Path, artifact_path: str | None = None
+    ) -> None:
         run_id = self.parent_id if trial_id is None else self.run_for(trial_id)
         self.client.log_artifact(run_id, str(path), artifact_path)
 

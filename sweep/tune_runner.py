@@ -19,13 +19,35 @@ from .tracking import TAG_NODE, SweepTracker, check_tracking
 
 # What Tune adds to every result; the trial's own metrics are the rest.
 TUNE_KEYS = {
-    "time_this_iter_s", "time_total_s", "training_iteration", "pid", "hostname", "node_ip",
-    "timestamp", "time_since_restore", "iterations_since_restore", "done", "date", "config",
-    "experiment_tag", "trial_id", "checkpoint_dir_name", "should_checkpoint", "phase",
-    "cost_name", "epoch",
+    "time_this_iter_s",
+    "time_total_s",
+    "training_iteration",
+    "pid",
+    "hostname",
+    "node_ip",
+    "timestamp",
+    "time_since_restore",
+    "iterations_since_restore",
+    "done",
+    "date",
+    "config",
+    "experiment_tag",
+    "trial_id",
+    "checkpoint_dir_name",
+    "should_checkpoint",
+    "phase",
+    "cost_name",
+    "epoch",
 }
-FINAL_KEYS = ("retrained_val_accuracy", "learned_val_accuracy", "rebuilt_cost", "predicted_cost",
-              "seed_cost", "cost_fraction", "strength")
+FINAL_KEYS = (
+    "retrained_val_accuracy",
+    "learned_val_accuracy",
+    "rebuilt_cost",
+    "predicted_cost",
+    "seed_cost",
+    "cost_fraction",
+    "strength",
+)
 
 
 class ClusterUnavailable(RuntimeError):
@@ -107,7 +129,9 @@ def trainable(config: dict[str, Any], specs: dict[str, dict[str, Any]], cpus: fl
         with checkpoint.as_directory() as directory:
             source = Path(directory)
             if (source / "checkpoint").is_dir():
-                shutil.copytree(source / "checkpoint", output_dir / "checkpoint", dirs_exist_ok=True)
+                shutil.copytree(
+                    source / "checkpoint", output_dir / "checkpoint", dirs_exist_ok=True
+                )
             if (source / "structure.json").is_file():
                 shutil.copy2(source / "structure.json", output_dir / "structure.json")
     trial = TrialConfig.from_dict({**spec["config"], "output_dir": str(output_dir), "verbose": 0})
@@ -133,16 +157,25 @@ def _tracking_callback(tracker: SweepTracker, specs: dict[str, TrialSpec]) -> An
 
         def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             spec = specs[self._id(trial)]
-            params = {**spec.config, "trial_id": spec.trial_id, "algorithm": spec.algorithm,
-                      "multiplier": spec.multiplier, "width": spec.width}
+            params = {
+                **spec.config,
+                "trial_id": spec.trial_id,
+                "algorithm": spec.algorithm,
+                "multiplier": spec.multiplier,
+                "width": spec.width,
+            }
             tracker.start(spec.trial_id, params)
 
-        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        def on_trial_result(
+            self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+        ) -> None:
             trial_id, phase = self._id(trial), result.get("phase")
             if phase == "failed":
                 self.failures[trial_id] = str(result.get("failure_reason", "failed"))
             elif phase == "done":
-                tracker.log_metrics(trial_id, {k: result[k] for k in FINAL_KEYS if k in result}, step=0)
+                tracker.log_metrics(
+                    trial_id, {k: result[k] for k in FINAL_KEYS if k in result}, step=0
+                )
             elif phase in ("learn", "retrain"):
                 if trial_id not in self.nodes:
                     self.nodes[trial_id] = str(result.get("node_ip", ""))
@@ -155,13 +188,19 @@ def _tracking_callback(tracker: SweepTracker, specs: dict[str, TrialSpec]) -> An
                 }
                 tracker.log_metrics(trial_id, metrics, step=int(result.get("epoch", 0)))
 
-        def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
+        def on_checkpoint(
+            self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any
+        ) -> None:
             trial_id = self._id(trial)
             with checkpoint.as_directory() as directory:
                 source = Path(directory)
                 for path in sorted((source / "structures").glob("*.json")):
                     tracker.log_artifact(trial_id, path, "structures")
-                report = json.loads((source / "report.json").read_text()) if (source / "report.json").is_file() else {}
+                report = (
+                    json.loads((source / "report.json").read_text())
+                    if (source / "report.json").is_file()
+                    else {}
+                )
                 if report.get("phase") == "done":
                     for name in ("structure.json", "metrics.json"):
                         if (source / name).is_file():
@@ -186,7 +225,9 @@ def _error_text(trial: Any) -> str:
     return "the trial process failed (see the Ray logs)"
 
 
-def run_sweep(config: SweepConfig, *, address: str | None = None, verbose: int = 1) -> dict[str, Any]:
+def run_sweep(
+    config: SweepConfig, *, address: str | None = None, verbose: int = 1
+) -> dict[str, Any]:
     """Run (or resume) a sweep: trials on Ray Tune, tracked to MLflow, Pareto front at the end.
 
     Returns:
@@ -211,11 +252,22 @@ def run_sweep(config: SweepConfig, *, address: str | None = None, verbose: int =
 
     summary = publish_pareto(tracker, config)
     tracker.finish_sweep()
-    return {"experiment_id": tracker.experiment_id, "parent_run_id": tracker.parent_id,
-            "trials": len(specs), "ran": len(todo), **summary}
+    return {
+        "experiment_id": tracker.experiment_id,
+        "parent_run_id": tracker.parent_id,
+        "trials": len(specs),
+        "ran": len(todo),
+        **summary,
+    }
 
 
-def _tune(config: SweepConfig, todo: list[TrialSpec], tracker: SweepTracker, address: str | None, verbose: int) -> None:
+def _tune(
+    config: SweepConfig,
+    todo: list[TrialSpec],
+    tracker: SweepTracker,
+    address: str | None,
+    verbose: int,
+) -> None:
     import os
 
     # a checkpoint every epoch is by design; Tune's warning about it is noise here
@@ -231,7 +283,11 @@ def _tune(config: SweepConfig, todo: list[TrialSpec], tracker: SweepTracker, add
     trials_dir = config.trials_dir()
     specs = {s.trial_id: s for s in todo}
     space = {
-        s.trial_id: {"trial_id": s.trial_id, "output_dir": str(trials_dir / s.trial_id), "config": s.config}
+        s.trial_id: {
+            "trial_id": s.trial_id,
+            "output_dir": str(trials_dir / s.trial_id),
+            "config": s.config,
+        }
         for s in todo
     }
     resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
@@ -239,7 +295,9 @@ def _tune(config: SweepConfig, todo: list[TrialSpec], tracker: SweepTracker, add
     tuner = tune.Tuner(
         tune.with_resources(function, resources),
         param_space={"trial_id": tune.grid_search(list(space))},
-        tune_config=tune.TuneConfig(max_concurrent_trials=config.max_concurrent, reuse_actors=False),
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=config.max_concurrent, reuse_actors=False
+        ),
         run_config=tune.RunConfig(
             name=config.name,
             storage_path=config.resolved_storage_path,

@@ -50,6 +50,7 @@ class TrialConfig:
     export_every_steps: int = 100
     seed: int = 0
     gate_temperature: float = 0.5
+    gate_log_odds_init: float = 1.0
     gate_straight_through: bool = True
     regularize_on_mask: bool = False
     baseline_width: float | None = None
@@ -70,17 +71,27 @@ class TrialConfig:
             self._positive(name)
         for name in ("retrain_epochs", "export_every_steps", "seed", "verbose"):
             if getattr(self, name) < 0:
-                raise TrialConfigError(f"{name} must be >= 0, but got {name}={getattr(self, name)!r}")
+                raise TrialConfigError(
+                    f"{name} must be >= 0, but got {name}={getattr(self, name)!r}"
+                )
         for name in ("learning_rate", "retrain_learning_rate", "gate_temperature"):
             self._positive(name)
         if self.strength is not None:
-            self._positive("strength", fix="use a strength > 0 (e.g. 1 / seed cost), or set multiplier")
+            self._positive(
+                "strength", fix="use a strength > 0 (e.g. 1 / seed cost), or set multiplier"
+            )
         elif self.multiplier is None:
             raise TrialConfigError("set strength or multiplier (strength = multiplier / seed cost)")
         else:
-            self._positive("multiplier", fix="use a multiplier > 0; strength = multiplier / seed cost")
-        if self.threshold is not None and not (math.isfinite(self.threshold) and self.threshold >= 0):
-            raise TrialConfigError(f"threshold must be a number >= 0, but got threshold={self.threshold!r}")
+            self._positive(
+                "multiplier", fix="use a multiplier > 0; strength = multiplier / seed cost"
+            )
+        if self.threshold is not None and not (
+            math.isfinite(self.threshold) and self.threshold >= 0
+        ):
+            raise TrialConfigError(
+                f"threshold must be a number >= 0, but got threshold={self.threshold!r}"
+            )
         if self.baseline_width is not None:
             self._positive("baseline_width")
         if self.image_size is not None:
@@ -110,7 +121,9 @@ class TrialConfig:
     def _positive(self, name: str, fix: str = "") -> None:
         value = getattr(self, name)
         if not (math.isfinite(value) and value > 0):
-            raise TrialConfigError(f"{name} must be > 0, but got {name}={value!r}" + (f"; {fix}" if fix else ""))
+            raise TrialConfigError(
+                f"{name} must be > 0, but got {name}={value!r}" + (f"; {fix}" if fix else "")
+            )
 
     # ----- derived -----------------------------------------------------------------------------
     @property
@@ -123,7 +136,9 @@ class TrialConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialConfig:
         if not isinstance(data, dict):
-            raise TrialConfigError(f"a trial config must be a mapping, but got {type(data).__name__}")
+            raise TrialConfigError(
+                f"a trial config must be a mapping, but got {type(data).__name__}"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -40,7 +40,14 @@ class Dataset:
         def resize(x: np.ndarray) -> np.ndarray:
             return np.asarray(tf.image.resize(x, (size, size)), dtype=np.float32)
 
-        return Dataset(resize(self.x_train), self.y_train, resize(self.x_val), self.y_val, self.num_classes, self.name)
+        return Dataset(
+            resize(self.x_train),
+            self.y_train,
+            resize(self.x_val),
+            self.y_val,
+            self.num_classes,
+            self.name,
+        )
 
     def pipelines(self, batch_size: int, seed: int) -> tuple[Any, Any]:
         """(shuffled, batched, prefetched training set; batched validation set)."""
@@ -55,7 +62,9 @@ class Dataset:
         )
 
 
-def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+def _split(
+    x: np.ndarray, y: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     order = np.random.default_rng(seed).permutation(len(x))
     n_val = max(1, int(round(len(x) * fraction)))
     val, train = order[:n_val], order[n_val:]
@@ -80,17 +89,23 @@ def synthetic(
     patterns = rng.normal(size=(classes, size, size, channels)).astype(np.float32)
     kernel = np.ones(3) / 3
     for axis in (1, 2):
-        patterns = np.apply_along_axis(lambda v: np.convolve(v, kernel, mode="same"), axis, patterns)
+        patterns = np.apply_along_axis(
+            lambda v: np.convolve(v, kernel, mode="same"), axis, patterns
+        )
     y = rng.integers(0, classes, samples).astype(np.int32)
     x = patterns[y] + 0.5 * rng.normal(size=(samples, size, size, channels)).astype(np.float32)
-    return Dataset(*_split(x.astype(np.float32), y, 0.25, seed), num_classes=classes, name="synthetic")
+    return Dataset(
+        *_split(x.astype(np.float32), y, 0.25, seed), num_classes=classes, name="synthetic"
+    )
 
 
 def from_npz(path: str, seed: int = 0) -> Dataset:
     """Arrays from an .npz with ``x_train, y_train, x_val, y_val`` (or ``x, y``, split 80/20)."""
     file = Path(path)
     if not file.is_file():
-        raise TrialConfigError(f"dataset file {path!r} does not exist; give an existing .npz path as 'npz:<path>'")
+        raise TrialConfigError(
+            f"dataset file {path!r} does not exist; give an existing .npz path as 'npz:<path>'"
+        )
     arrays = np.load(file)
     keys = set(arrays.files)
     if {"x_train", "y_train", "x_val", "y_val"} <= keys:
@@ -107,8 +122,12 @@ def from_npz(path: str, seed: int = 0) -> Dataset:
         x_train, x_val = x_train[..., None], x_val[..., None]
     classes = int(max(y_train.max(), y_val.max())) + 1
     return Dataset(
-        x_train.astype(np.float32), y_train.astype(np.int32), x_val.astype(np.float32),
-        y_val.astype(np.int32), classes, file.stem,
+        x_train.astype(np.float32),
+        y_train.astype(np.int32),
+        x_val.astype(np.float32),
+        y_val.astype(np.int32),
+        classes,
+        file.stem,
     )
 
 
@@ -121,7 +140,14 @@ def from_function(spec: str, seed: int = 0) -> Dataset:
     if isinstance(result, tuple) and len(result) in (4, 5):
         x_train, y_train, x_val, y_val = (np.asarray(a) for a in result[:4])
         classes = int(result[4]) if len(result) == 5 else int(max(y_train.max(), y_val.max())) + 1
-        return Dataset(x_train.astype(np.float32), y_train.astype(np.int32), x_val.astype(np.float32), y_val.astype(np.int32), classes, spec)
+        return Dataset(
+            x_train.astype(np.float32),
+            y_train.astype(np.int32),
+            x_val.astype(np.float32),
+            y_val.astype(np.int32),
+            classes,
+            spec,
+        )
     raise TrialConfigError(
         f"dataset function {spec!r} must return a trainers.data.Dataset or a tuple "
         f"(x_train, y_train, x_val, y_val[, num_classes]), but returned {type(result).__name__}"
@@ -133,7 +159,9 @@ def resolve_callable(spec: str, what: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise TrialConfigError(f"{what} {spec!r}: cannot import module {module_name!r} ({exc})") from exc
+        raise TrialConfigError(
+            f"{what} {spec!r}: cannot import module {module_name!r} ({exc})"
+        ) from exc
     function = getattr(module, attr, None)
     if not callable(function):
         raise TrialConfigError(f"{what} {spec!r}: module {module_name!r} has no function {attr!r}")
@@ -149,7 +177,9 @@ def check_dataset_spec(spec: str) -> None:
         return
     if spec.startswith("npz:"):
         if not Path(spec[4:]).is_file():
-            raise TrialConfigError(f"dataset: file {spec[4:]!r} does not exist; use 'npz:<existing .npz path>'")
+            raise TrialConfigError(
+                f"dataset: file {spec[4:]!r} does not exist; use 'npz:<existing .npz path>'"
+            )
         return
     if ":" in spec:
         resolve_callable(spec, "dataset")

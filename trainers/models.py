@@ -13,7 +13,6 @@ from typing import Any
 from .data import resolve_callable
 from .errors import TrialConfigError
 
-
 # Small datasets give few steps per epoch: faster moving statistics make validation meaningful.
 BN_MOMENTUM = 0.9
 
@@ -74,7 +73,9 @@ def mobilenet(input_shape: tuple[int, ...], num_classes: int, width: int = 32) -
     for i, (filters, stride) in enumerate(blocks, 1):
         y = _conv_bn(x, 4 * x.shape[-1], 1, 1, f"b{i}_expand")
         y = L.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"b{i}_dw")(y)
-        y = L.ReLU(name=f"b{i}_dw_relu")(L.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_dw_bn")(y))
+        y = L.ReLU(name=f"b{i}_dw_relu")(
+            L.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_dw_bn")(y)
+        )
         y = _conv_bn(y, filters, 1, 1, f"b{i}_project", relu=False)
         x = L.Add(name=f"b{i}_add")([x, y]) if stride == 1 and x.shape[-1] == filters else y
     return keras.Model(inputs, _head(x, num_classes), name="mobilenet")
@@ -119,7 +120,11 @@ def check_model_spec(spec: str) -> None:
 
 
 def build_model(
-    spec: str, input_shape: tuple[int, ...], num_classes: int, width: int = 32, seed: int | None = None
+    spec: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    width: int = 32,
+    seed: int | None = None,
 ) -> Any:
     """Build the seed model named by ``spec`` for this input shape and number of classes."""
     check_model_spec(spec)
@@ -130,9 +135,16 @@ def build_model(
         return ZOO[spec[4:]](tuple(input_shape), num_classes, width=width)
     if spec.startswith("keras.applications."):
         factory = getattr(keras.applications, spec.rsplit(".", 1)[1])
-        return factory(weights=None, input_shape=tuple(input_shape), classes=num_classes, classifier_activation=None)
+        return factory(
+            weights=None,
+            input_shape=tuple(input_shape),
+            classes=num_classes,
+            classifier_activation=None,
+        )
     function = resolve_callable(spec, "model")
     model = function(input_shape=tuple(input_shape), num_classes=num_classes)
     if not isinstance(model, keras.Model):
-        raise TrialConfigError(f"model function {spec!r} must return a keras.Model, got {type(model).__name__}")
+        raise TrialConfigError(
+            f"model function {spec!r} must return a keras.Model, got {type(model).__name__}"
+        )
     return model

@@ -35,8 +35,16 @@ class ConsoleReporter:
         self.start = time.monotonic()
 
     def report(self, metrics: dict[str, Any], checkpoint: str | None = None) -> None:
-        keys = ("phase", "epoch", "task_loss", "regularization_loss", "cost", "alive_fraction",
-                "accuracy", "val_accuracy")
+        keys = (
+            "phase",
+            "epoch",
+            "task_loss",
+            "regularization_loss",
+            "cost",
+            "alive_fraction",
+            "accuracy",
+            "val_accuracy",
+        )
         parts = [f"{k}={_fmt(metrics[k])}" for k in keys if k in metrics]
         elapsed = time.monotonic() - self.start
         print(f"[{elapsed:7.1f}s] " + " ".join(parts), file=self.stream, flush=True)

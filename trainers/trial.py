@@ -48,7 +48,9 @@ class TrialResult:
     def summary(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data.pop("history")
-        data["cost_fraction"] = self.rebuilt_cost / self.seed_cost if self.seed_cost else float("nan")
+        data["cost_fraction"] = (
+            self.rebuilt_cost / self.seed_cost if self.seed_cost else float("nan")
+        )
         return data
 
 
@@ -67,8 +69,10 @@ def make_regularizer(model: Any, config: TrialConfig) -> Any:
     target = target_of(config)
     if config.algorithm == "logistic_sigmoid":
         reg = family(
-            model, regularize_on_mask=config.regularize_on_mask,
-            alive_threshold=config.regularizer_threshold, target=target,
+            model,
+            regularize_on_mask=config.regularize_on_mask,
+            alive_threshold=config.regularizer_threshold,
+            target=target,
         )
     else:
         reg = family(model, config.regularizer_threshold, target=target)
@@ -88,7 +92,7 @@ def _learner_class() -> type:
     keras = _keras()
     import tensorflow as tf
 
-    class StructureLearner(keras.Model):
+    class StructureLearner(keras.Model):  # type: ignore[name-defined,misc]
         """Trains ``network`` on task loss + strength x MorphNet term, inside Keras' compiled step."""
 
         def __init__(self, network: Any, regularizer: Any, strength: float, **kwargs: Any) -> None:
@@ -140,7 +144,7 @@ class _Checkpoint:
         self.dir.mkdir(parents=True, exist_ok=True)
         model.save_weights(str(self.dir / "model.weights.h5"))
         arrays = {f"v{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)}
-        np.savez(self.dir / "optimizer.npz", **arrays)
+        np.savez(self.dir / "optimizer.npz", **arrays)  # type: ignore[arg-type]
         write_json(self.dir / "state.json", state)
         return str(self.dir)
 
@@ -155,7 +159,7 @@ class _Checkpoint:
 def _epoch_callback(trial: _Trial, phase: str) -> Any:
     keras = _keras()
 
-    class EpochCallback(keras.callbacks.Callback):
+    class EpochCallback(keras.callbacks.Callback):  # type: ignore[name-defined,misc]
         def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             trial.step += 1
             loss = float((logs or {}).get("loss", 0.0))
@@ -165,7 +169,11 @@ def _epoch_callback(trial: _Trial, phase: str) -> Any:
                     f"lower the learning rate or the regularization strength"
                 )
                 self.model.stop_training = True
-            elif phase == LEARN and trial.config.export_every_steps and trial.step % trial.config.export_every_steps == 0:
+            elif (
+                phase == LEARN
+                and trial.config.export_every_steps
+                and trial.step % trial.config.export_every_steps == 0
+            ):
                 trial.export_structure(final=False)
 
         def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -206,7 +214,9 @@ class _Trial:
         data = load_dataset(config.dataset, config.seed).resized(config.image_size)
         self.data = data
         self.train_ds, self.val_ds = data.pipelines(config.batch_size, config.seed)
-        self.seed_model = build_model(config.model, data.input_shape, data.num_classes, config.model_width, config.seed)
+        self.seed_model = build_model(
+            config.model, data.input_shape, data.num_classes, config.model_width, config.seed
+        )
         from .morphnet.tfkeras import read_model
 
         self.seed_graph, _ = read_model(self.seed_model)
@@ -243,7 +253,10 @@ class _Trial:
         scaled = scale_structure(self._seed_structure(), self.config.baseline_width or 1.0)
         cost = structure_cost(self.seed_graph, scaled, self.target)
         self.structure = dataclasses.replace(
-            scaled, cost_name=self.target.cost_name, seed_cost=self.seed_cost, learned_cost=cost,
+            scaled,
+            cost_name=self.target.cost_name,
+            seed_cost=self.seed_cost,
+            learned_cost=cost,
             regularizer=f"uniform x{self.config.baseline_width}",
         )
         self._save_structure(self.structure, final=True)
@@ -256,12 +269,19 @@ class _Trial:
             from .morphnet.tfkeras import add_gating
 
             network = add_gating(
-                network, seed=config.seed, temperature=config.gate_temperature,
+                network,
+                seed=config.seed,
+                temperature=config.gate_temperature,
+                log_odds_init=config.gate_log_odds_init,
                 straight_through=config.gate_straight_through,
             )
         self.network = network
         self.regularizer = make_regularizer(network, config)
-        self.strength = config.strength if config.strength is not None else config.multiplier / self.regularizer.seed_cost  # type: ignore[operator]
+        self.strength = (
+            config.strength
+            if config.strength is not None
+            else config.multiplier / self.regularizer.seed_cost
+        )  # type: ignore[operator]
         learner = _learner_class()(network, self.regularizer, self.strength)
         self.optimizer = keras.optimizers.Adam(config.learning_rate)
         learner.compile(
@@ -275,8 +295,12 @@ class _Trial:
             initial = int(self.state["epoch"])
         if initial < config.epochs:
             learner.fit(
-                self.train_ds, validation_data=self.val_ds, epochs=config.epochs, initial_epoch=initial,
-                verbose=config.verbose, callbacks=[_epoch_callback(self, LEARN)],
+                self.train_ds,
+                validation_data=self.val_ds,
+                epochs=config.epochs,
+                initial_epoch=initial,
+                verbose=config.verbose,
+                callbacks=[_epoch_callback(self, LEARN)],
             )
         if self.failure:
             raise TrialFailed(self.failure)
@@ -296,9 +320,17 @@ class _Trial:
         structure = keep_full_width(structure, output_layers(self.seed_graph))
         predicted = structure_cost(self.seed_graph, structure, self.target)
         structure = dataclasses.replace(
-            structure, cost_name=self.target.cost_name, seed_cost=self.seed_cost, learned_cost=predicted,
-            regularizer=self.regularizer.name, step=self.step,
-            extra={"strength": self.strength, "algorithm": self.config.algorithm, "target": self.config.target},
+            structure,
+            cost_name=self.target.cost_name,
+            seed_cost=self.seed_cost,
+            learned_cost=predicted,
+            regularizer=self.regularizer.name,
+            step=self.step,
+            extra={
+                "strength": self.strength,
+                "algorithm": self.config.algorithm,
+                "target": self.config.target,
+            },
         )
         self._save_structure(structure, final)
         if final:
@@ -332,22 +364,37 @@ class _Trial:
 
     def end_epoch(self, phase: str, epoch: int, logs: dict[str, Any]) -> None:
         metrics: dict[str, Any] = {"phase": phase, "epoch": epoch + 1, "step": self.step}
-        for key in ("task_loss", "regularization_loss", "loss", "accuracy", "val_accuracy", "val_loss"):
+        for key in (
+            "task_loss",
+            "regularization_loss",
+            "loss",
+            "accuracy",
+            "val_accuracy",
+            "val_loss",
+        ):
             if key in logs:
                 metrics[key] = float(logs[key])
         if phase == LEARN:
             metrics["cost"] = float(self.regularizer.get_cost())
             metrics["cost_name"] = self.target.cost_name
-            metrics["cost_fraction"] = metrics["cost"] / self.seed_cost if self.seed_cost else float("nan")
+            metrics["cost_fraction"] = (
+                metrics["cost"] / self.seed_cost if self.seed_cost else float("nan")
+            )
             alive = self.regularizer.alive_vectors()
             total = sum(v.size for v in alive.values())
-            metrics["alive_fraction"] = float(sum(int(v.sum()) for v in alive.values()) / max(total, 1))
+            metrics["alive_fraction"] = float(
+                sum(int(v.sum()) for v in alive.values()) / max(total, 1)
+            )
             metrics.update({f"alive/{name}": float(v.mean()) for name, v in alive.items()})
             metrics["strength"] = self.strength
         self.history.append(metrics)
         state = {
-            "phase": phase, "epoch": epoch + 1, "step": self.step, "history": self.history,
-            "warnings": self.warnings, "strength": self.strength,
+            "phase": phase,
+            "epoch": epoch + 1,
+            "step": self.step,
+            "history": self.history,
+            "warnings": self.warnings,
+            "strength": self.strength,
             "learned_val_accuracy": getattr(self, "learned_accuracy", None),
         }
         model = self.network if phase == LEARN else self.retrain_model
@@ -370,7 +417,9 @@ class _Trial:
         config = self.config
         keras = _keras()
         steps = max(1, int(self.train_ds.cardinality())) * max(config.retrain_epochs, 1)
-        schedule = keras.optimizers.schedules.CosineDecay(config.retrain_learning_rate, decay_steps=steps)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            config.retrain_learning_rate, decay_steps=steps
+        )
         self.retrain_model, self.retrain_optimizer = model, keras.optimizers.Adam(schedule)
         model.compile(
             optimizer=self.retrain_optimizer,
@@ -383,8 +432,12 @@ class _Trial:
             initial = int(self.state["epoch"])
         if initial < config.retrain_epochs:
             model.fit(
-                self.train_ds, validation_data=self.val_ds, epochs=config.retrain_epochs,
-                initial_epoch=initial, verbose=config.verbose, callbacks=[_epoch_callback(self, RETRAIN)],
+                self.train_ds,
+                validation_data=self.val_ds,
+                epochs=config.retrain_epochs,
+                initial_epoch=initial,
+                verbose=config.verbose,
+                callbacks=[_epoch_callback(self, RETRAIN)],
             )
         if self.failure:
             raise TrialFailed(self.failure)
@@ -412,14 +465,22 @@ class _Trial:
             warnings=self.warnings,
             history=self.history,
         )
-        final = {"phase": DONE, **{k: v for k, v in result.summary().items() if isinstance(v, int | float)}}
-        write_json(self.out / "metrics.json", {"config": self.config.to_dict(), "summary": result.summary(), "history": self.history})
+        final = {
+            "phase": DONE,
+            **{k: v for k, v in result.summary().items() if isinstance(v, int | float)},
+        }
+        write_json(
+            self.out / "metrics.json",
+            {"config": self.config.to_dict(), "summary": result.summary(), "history": self.history},
+        )
         self.reporter.artifact(str(self.out / "metrics.json"), "metrics")
         self.reporter.report(final, None)
         return result
 
 
-def run_trial(config: TrialConfig, reporter: Reporter | None = None, *, resume: bool = True) -> TrialResult:
+def run_trial(
+    config: TrialConfig, reporter: Reporter | None = None, *, resume: bool = True
+) -> TrialResult:
     """Run (or resume) one trial and return what it produced.
 
     Raises:

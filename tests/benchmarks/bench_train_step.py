@@ -30,7 +30,9 @@ def _dataset(batch: int, steps: int) -> tf.data.Dataset:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch * steps, 32, 32, 3)).astype(np.float32)
     y = rng.integers(0, 10, batch * steps).astype(np.int32)
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache().prefetch(tf.data.AUTOTUNE)
+    return (
+        tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache().prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def _compile(model: keras.Model) -> None:
@@ -47,7 +49,9 @@ def _time_epoch(model: keras.Model, data: tf.data.Dataset) -> float:
     return time.perf_counter() - start
 
 
-def bench(name: str, spec: str, algorithm: str, steps: int, rounds: int, batch: int) -> tuple[float, float]:
+def bench(
+    name: str, spec: str, algorithm: str, steps: int, rounds: int, batch: int
+) -> tuple[float, float]:
     data = _dataset(batch, steps)
     plain = build_model(spec, (32, 32, 3), 10, width=32, seed=0)
     _compile(plain)
@@ -81,7 +85,10 @@ def main() -> None:
     for name, spec in MODELS.items():
         for algorithm in args.algorithms.split(","):
             plain, learn = bench(name, spec, algorithm, args.steps, args.rounds, args.batch)
-            print(f"{name:<12} {algorithm:<17} {plain * 1e3:9.1f}ms {learn * 1e3:12.1f}ms {learn / plain:6.3f}x", flush=True)
+            print(
+                f"{name:<12} {algorithm:<17} {plain * 1e3:9.1f}ms {learn * 1e3:12.1f}ms {learn / plain:6.3f}x",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

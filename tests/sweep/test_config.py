@@ -14,16 +14,33 @@ from sweep.tune_runner import ClusterUnavailable, check_address
 
 
 def test_every_bad_field_is_named_at_once():
-    data = {"name": "bad name!", "algorithms": ["gamma", "l0"], "targets": ["flops", "energy"],
-            "seeds": [-1], "resources": {"cpus": 0, "gpus": -1}, "max_concurrent": 0,
-            "strengths": {"points_per_decade": 0, "centre": 1}, "trial": {"epochs": "ten"},
-            "extra_key": 1}
+    data = {
+        "name": "bad name!",
+        "algorithms": ["gamma", "l0"],
+        "targets": ["flops", "energy"],
+        "seeds": [-1],
+        "resources": {"cpus": 0, "gpus": -1},
+        "max_concurrent": 0,
+        "strengths": {"points_per_decade": 0, "centre": 1},
+        "trial": {"epochs": "ten"},
+        "extra_key": 1,
+    }
     with pytest.raises(SweepConfigError) as info:
         load_sweep_config(data)
     text = str(info.value)
-    for fragment in ("name must be", "'l0' is not one of", "'energy' is not one of", "seeds must be",
-                     "resources.cpus", "resources.gpus", "max_concurrent", "points_per_decade",
-                     "unknown key(s) ['centre']", "trial: epochs must be int", "['extra_key']"):
+    for fragment in (
+        "name must be",
+        "'l0' is not one of",
+        "'energy' is not one of",
+        "seeds must be",
+        "resources.cpus",
+        "resources.gpus",
+        "max_concurrent",
+        "points_per_decade",
+        "unknown key(s) ['centre']",
+        "trial: epochs must be int",
+        "['extra_key']",
+    ):
         assert fragment in text, fragment
 
 
@@ -35,12 +52,20 @@ def test_sweep_owned_trial_fields_and_file_store_are_rejected():
 
 
 def test_strength_grid_is_logarithmic_around_one_over_seed_cost():
-    config = load_sweep_config({
-        "name": "grid", "algorithms": ["gamma", "group_lasso"],
-        "strengths": {"decades_below": 1, "decades_above": 1, "points_per_decade": 2,
-                      "center": {"gamma": 2.0}},
-        "baseline": {"widths": [0.5]}, "seeds": [0, 1],
-    })
+    config = load_sweep_config(
+        {
+            "name": "grid",
+            "algorithms": ["gamma", "group_lasso"],
+            "strengths": {
+                "decades_below": 1,
+                "decades_above": 1,
+                "points_per_decade": 2,
+                "center": {"gamma": 2.0},
+            },
+            "baseline": {"widths": [0.5]},
+            "seeds": [0, 1],
+        }
+    )
     trials = build_trials(config, {"flops": 1e6})
     gamma = sorted(t.multiplier for t in trials if t.algorithm == "gamma" and t.seed == 0)
     # centre x 10^(k/2) for k = -2..2, strength = multiplier / seed cost

@@ -28,8 +28,15 @@ pytestmark = pytest.mark.slow
 def sweep_yaml(tmp_path, name, uri, **extra):
     config = {
         "name": name,
-        "trial": {"model": "zoo:plain", "model_width": 8, "dataset": "tests.trainers.fixtures:nan_for_seed_1",
-                  "epochs": 2, "retrain_epochs": 1, "batch_size": 16, "export_every_steps": 2},
+        "trial": {
+            "model": "zoo:plain",
+            "model_width": 8,
+            "dataset": "tests.trainers.fixtures:nan_for_seed_1",
+            "epochs": 2,
+            "retrain_epochs": 1,
+            "batch_size": 16,
+            "export_every_steps": 2,
+        },
         "algorithms": ["gamma", "group_lasso"],
         "targets": ["flops"],
         "strengths": {"decades_below": 0, "decades_above": 0.5, "points_per_decade": 2},
@@ -114,8 +121,12 @@ def test_pareto_table_and_tags_match_the_results(finished_sweep, tmp_path):
     import pandas as pd
 
     logged = pd.read_csv(path)
-    assert sorted(logged.loc[logged["pareto"], "trial_id"]) == sorted(expected.loc[expected["pareto"], "trial_id"])
-    html = client.download_artifacts(parent[0].info.run_id, "pareto/pareto_flops.html", str(tmp_path))
+    assert sorted(logged.loc[logged["pareto"], "trial_id"]) == sorted(
+        expected.loc[expected["pareto"], "trial_id"]
+    )
+    html = client.download_artifacts(
+        parent[0].info.run_id, "pareto/pareto_flops.html", str(tmp_path)
+    )
     assert Path(html).read_text().count('class="point') == int(table["cost"].notna().sum())
 
 
@@ -129,33 +140,64 @@ def test_pick_downloads_the_chosen_structure(finished_sweep, tmp_path, how):
     assert main(["pick", "e2e", "--tracking-uri", uri, *args, "-o", str(out)]) == 0
     picked = json.loads(out.read_text())
     if how[0] == "--max-cost":
-        best = table[table["cost"] <= cost].sort_values(["accuracy", "cost"], ascending=[False, True]).iloc[0]
+        best = (
+            table[table["cost"] <= cost]
+            .sort_values(["accuracy", "cost"], ascending=[False, True])
+            .iloc[0]
+        )
     elif how[0] == "--min-accuracy":
-        best = table[table["accuracy"] >= acc].sort_values(["cost", "accuracy"], ascending=[True, False]).iloc[0]
+        best = (
+            table[table["accuracy"] >= acc]
+            .sort_values(["cost", "accuracy"], ascending=[True, False])
+            .iloc[0]
+        )
     else:
         front = pareto_front(table, cost="cost", accuracy="accuracy").table
         best = front[front["knee"]].iloc[0]
     client = MlflowClient(uri)
-    expected = json.loads(Path(client.download_artifacts(best["run_id"], "structure.json", str(tmp_path / "x"))).read_text())
+    expected = json.loads(
+        Path(
+            client.download_artifacts(best["run_id"], "structure.json", str(tmp_path / "x"))
+        ).read_text()
+    )
     # the downloaded JSON is the chosen trial's structure
     assert picked == expected
 
 
 def test_pick_with_no_trial_meeting_the_constraint(finished_sweep, capsys):
     uri, _ = finished_sweep
-    assert main(["pick", "e2e", "--tracking-uri", uri, "--min-accuracy", "1.5", "-o", "x.json"]) == 2
+    assert (
+        main(["pick", "e2e", "--tracking-uri", uri, "--min-accuracy", "1.5", "-o", "x.json"]) == 2
+    )
     err = capsys.readouterr().err
     assert "closest" in err.lower() and "e2e" not in err.lower() or "accuracy" in err
 
 
 def test_killed_sweep_resumes_without_duplicates(mlflow_server, tmp_path):
-    path = sweep_yaml(tmp_path, "resume", mlflow_server, max_concurrent=1,
-                      trial={"model": "zoo:plain", "model_width": 8, "dataset": "synthetic", "epochs": 3,
-                             "retrain_epochs": 1, "batch_size": 32})
+    path = sweep_yaml(
+        tmp_path,
+        "resume",
+        mlflow_server,
+        max_concurrent=1,
+        trial={
+            "model": "zoo:plain",
+            "model_width": 8,
+            "dataset": "synthetic",
+            "epochs": 3,
+            "retrain_epochs": 1,
+            "batch_size": 32,
+        },
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     command = [sys.executable, "-m", "sweep.cli", "run", str(path), "--verbose", "0"]
-    process = subprocess.Popen(command, env=env, cwd=tmp_path, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 400
     killed_with = None
     while time.time() < deadline:
@@ -171,7 +213,9 @@ def test_killed_sweep_resumes_without_duplicates(mlflow_server, tmp_path):
             break
     process.wait(timeout=60)
     assert killed_with, "the sweep finished before it could be killed midway"
-    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     client, _, children = runs(mlflow_server, "resume")
     ids = [c.data.tags["morphsweep.trial_id"] for c in children]

@@ -20,8 +20,15 @@ def run(args, cwd):
 
 
 def test_train_then_apply(tmp_path):
-    config = {"model": "zoo:plain", "model_width": 8, "dataset": "synthetic", "epochs": 1,
-              "retrain_epochs": 1, "multiplier": 30.0, "output_dir": "out"}
+    config = {
+        "model": "zoo:plain",
+        "model_width": 8,
+        "dataset": "synthetic",
+        "epochs": 1,
+        "retrain_epochs": 1,
+        "multiplier": 30.0,
+        "output_dir": "out",
+    }
     (tmp_path / "trial.yaml").write_text(yaml.safe_dump(config))
     train = run(["train", "trial.yaml", "--set", "batch_size=32"], tmp_path)
     assert train.returncode == 0, train.stderr
@@ -29,8 +36,21 @@ def test_train_then_apply(tmp_path):
     assert "phase=learn epoch=1" in train.stdout and "FLOPs: seed" in train.stdout
     for name in ("structure.json", "model.keras", "metrics.json"):
         assert (tmp_path / "out" / name).is_file()
-    applied = run(["apply", "out/structure.json", "--model", "zoo:plain", "--width", "8",
-                   "--dataset", "synthetic", "-o", "small.keras"], tmp_path)
+    applied = run(
+        [
+            "apply",
+            "out/structure.json",
+            "--model",
+            "zoo:plain",
+            "--width",
+            "8",
+            "--dataset",
+            "synthetic",
+            "-o",
+            "small.keras",
+        ],
+        tmp_path,
+    )
     assert applied.returncode == 0, applied.stderr
     summary = json.loads((tmp_path / "out" / "metrics.json").read_text())["summary"]
     # the rebuilt model's FLOPs printed by apply equal the trial's rebuilt cost
@@ -50,6 +70,9 @@ def test_bad_config_is_rejected_with_the_field(tmp_path):
 def test_apply_rejects_a_structure_of_another_model(tmp_path):
     structure = {"schema_version": 1, "layers": {"conv_x": {"alive": 1, "original": 8}}}
     (tmp_path / "s.json").write_text(json.dumps(structure))
-    result = run(["apply", "s.json", "--model", "zoo:plain", "--dataset", "synthetic", "-o", "x.keras"], tmp_path)
+    result = run(
+        ["apply", "s.json", "--model", "zoo:plain", "--dataset", "synthetic", "-o", "x.keras"],
+        tmp_path,
+    )
     assert result.returncode == 2 and "conv_x" in result.stderr
     assert not (tmp_path / "x.keras").exists()

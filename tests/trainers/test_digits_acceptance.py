@@ -15,13 +15,36 @@ import pytest
 from sweep.cli import main
 
 SEEDS = (0, 1, 2)
-COMMON = ["--set", "model=zoo:resnet", "--set", "model_width=16", "--set", "dataset=digits",
-          "--set", "epochs=8", "--set", "retrain_epochs=8", "--set", "verbose=0"]
+COMMON = [
+    "--set",
+    "model=zoo:resnet",
+    "--set",
+    "model_width=16",
+    "--set",
+    "dataset=digits",
+    "--set",
+    "epochs=8",
+    "--set",
+    "retrain_epochs=8",
+    "--set",
+    "verbose=0",
+]
 
 
 def train(tmp_path, name, seed, *extra):
     out = tmp_path / name
-    code = main(["train", str(tmp_path / "trial.yaml"), "-o", str(out), "--set", f"seed={seed}", *COMMON, *extra])
+    code = main(
+        [
+            "train",
+            str(tmp_path / "trial.yaml"),
+            "-o",
+            str(out),
+            "--set",
+            f"seed={seed}",
+            *COMMON,
+            *extra,
+        ]
+    )
     assert code == 0
     return json.loads((out / "metrics.json").read_text())["summary"]
 
@@ -38,4 +61,6 @@ def test_morphnet_shrinks_resnet_on_digits_and_keeps_accuracy(tmp_path):
     seed_acc = np.mean([r["retrained_val_accuracy"] for r in seed_nets])
     # retrained accuracy, averaged over 3 seeds, within 2 points of the seed network's
     assert learned_acc >= seed_acc - 0.02, (learned_acc, seed_acc)
-    print(f"\nFLOPs kept {np.round(fractions, 3)}; accuracy {learned_acc:.4f} vs seed {seed_acc:.4f}")
+    print(
+        f"\nFLOPs kept {np.round(fractions, 3)}; accuracy {learned_acc:.4f} vs seed {seed_acc:.4f}"
+    )

@@ -15,22 +15,42 @@ from trainers.morphnet.tfkeras.compat import keras
 from trainers.reporting import RecordingReporter
 from trainers.trial import run_trial
 
-SMALL = {"model": "zoo:plain", "model_width": 8, "dataset": "synthetic", "epochs": 2,
-         "retrain_epochs": 1, "batch_size": 32, "export_every_steps": 5, "verbose": 0}
+SMALL = {
+    "model": "zoo:plain",
+    "model_width": 8,
+    "dataset": "synthetic",
+    "epochs": 2,
+    "retrain_epochs": 1,
+    "batch_size": 32,
+    "export_every_steps": 5,
+    "verbose": 0,
+}
 
 
 def config(tmp_path, **changes):
     return TrialConfig(**{**SMALL, "output_dir": str(tmp_path / "trial"), **changes})
 
 
-@pytest.mark.parametrize(("algorithm", "target"), [("gamma", "flops"), ("group_lasso", "model_size"), ("logistic_sigmoid", "latency")])
+@pytest.mark.parametrize(
+    ("algorithm", "target"),
+    [("gamma", "flops"), ("group_lasso", "model_size"), ("logistic_sigmoid", "latency")],
+)
 def test_trial_reports_and_writes_everything(tmp_path, algorithm, target):
     reporter = RecordingReporter()
-    result = run_trial(config(tmp_path, algorithm=algorithm, target=target, multiplier=30.0), reporter)
+    result = run_trial(
+        config(tmp_path, algorithm=algorithm, target=target, multiplier=30.0), reporter
+    )
     learn = [m for m in reporter.metrics if m["phase"] == "learn"]
     # one report per structure-learning epoch with the MorphNet quantities
     assert [m["epoch"] for m in learn] == [1, 2]
-    for key in ("task_loss", "regularization_loss", "cost", "alive_fraction", "accuracy", "val_accuracy"):
+    for key in (
+        "task_loss",
+        "regularization_loss",
+        "cost",
+        "alive_fraction",
+        "accuracy",
+        "val_accuracy",
+    ):
         assert all(np.isfinite(m[key]) for m in learn), key
     assert any(k.startswith("alive/conv") for k in learn[0])
     assert [m["phase"] for m in reporter.metrics][-2:] == ["retrain", "done"]
@@ -85,7 +105,10 @@ def test_resume_in_retraining_phase(tmp_path):
     reporter = RecordingReporter()
     result = run_trial(cfg, reporter)
     # only the second retraining epoch runs again, then the trial finishes
-    assert [(m["phase"], m.get("epoch")) for m in reporter.metrics] == [("retrain", 2), ("done", None)]
+    assert [(m["phase"], m.get("epoch")) for m in reporter.metrics] == [
+        ("retrain", 2),
+        ("done", None),
+    ]
     assert Structure.load(result.structure_path).layers
 
 
@@ -121,6 +144,10 @@ def test_baseline_width_scales_the_seed_network(tmp_path):
 
 
 def test_user_model_and_dataset_functions(tmp_path):
-    cfg = config(tmp_path, model="tests.trainers.fixtures:tiny_model", dataset="tests.trainers.fixtures:tiny_dataset")
+    cfg = config(
+        tmp_path,
+        model="tests.trainers.fixtures:tiny_model",
+        dataset="tests.trainers.fixtures:tiny_dataset",
+    )
     result = run_trial(cfg, RecordingReporter())
     assert result.seed_cost > 0 and 0.0 <= result.retrained_val_accuracy <= 1.0

@@ -27,7 +27,11 @@ from .structure import LayerStructure, Structure
 from .widths import channel_map, expand_to_budget, scale_structure, seed_structure, structure_cost
 
 _LAZY = {
-    "add_gating", "apply_structure", "model_cost", "rebuild", "remove_gating",
+    "add_gating",
+    "apply_structure",
+    "model_cost",
+    "rebuild",
+    "remove_gating",
     "GammaFlopsRegularizer",
     "GammaModelSizeRegularizer",
     "GammaLatencyRegularizer",

@@ -32,12 +32,12 @@ def _prunable_ids(layer: LayerStructure, original: int) -> np.ndarray:
 
 
 def _first_known(graph: Graph, op: Op, ids: ChannelMap) -> np.ndarray | None:
-    known = [
-        ids[r.producer]
-        for r in op.inputs
-        if r.producer is not None and graph.ops[r.producer].size == op.size
-    ]
-    known = [k for k in known if k is not None]
+    known: list[np.ndarray] = []
+    for r in op.inputs:
+        if r.producer is not None and graph.ops[r.producer].size == op.size:
+            found = ids[r.producer]
+            if found is not None:
+                known.append(found)
     for other in known[1:]:
         if not np.array_equal(other, known[0]):
             raise StructureError(
@@ -91,10 +91,16 @@ def channel_map(graph: Graph, structure: Structure) -> ChannelMap:
             source = ids[op.inputs[0].producer]  # type: ignore[index]
             assert source is not None
             ids[i] = np.where(
-                np.repeat(source, m) >= 0, np.repeat(source, m) * m + np.tile(np.arange(m), source.size), -1
+                np.repeat(source, m) >= 0,
+                np.repeat(source, m) * m + np.tile(np.arange(m), source.size),
+                -1,
             )
         elif role is not None and role.role in (Role.LEAF, Role.OUTPUT_NON_PASSTHROUGH):
-            source = ids[op.inputs[0].producer] if op.inputs and op.inputs[0].producer is not None else None
+            source = (
+                ids[op.inputs[0].producer]
+                if op.inputs and op.inputs[0].producer is not None
+                else None
+            )
             ids[i] = np.arange(op.size) if source is None else _reshaped(graph, op, source)
         elif op.inputs:
             ids[i] = _first_known(graph, op, ids)
@@ -131,7 +137,9 @@ def check_structure(graph: Graph, structure: Structure) -> None:
         )
 
 
-def widths_cost(graph: Graph, target: Target, ids: ChannelMap, ops: Sequence[int] | None = None) -> float:
+def widths_cost(
+    graph: Graph, target: Target, ids: ChannelMap, ops: Sequence[int] | None = None
+) -> float:
     """Cost of the network whose ops have the widths of ``ids`` (all channels alive)."""
     chosen = [i for i in (ops if ops is not None else range(len(graph.ops)))]
     cost_ops = [i for i in chosen if graph.ops[i].type in SUPPORTED_OPS and ids[i] is not None]
@@ -193,7 +201,11 @@ def output_layers(graph: Graph) -> set[str]:
         role = BASE_HANDLERS.get(op.type)
         if role is not None and role.role is not Role.GROUPING:
             continue  # concat, depthwise, reshape: the output is not one layer's channels
-        stack.extend(r.producer for r in op.inputs if r.producer is not None and graph.ops[r.producer].size == op.size)
+        stack.extend(
+            r.producer
+            for r in op.inputs
+            if r.producer is not None and graph.ops[r.producer].size == op.size
+        )
     return found
 
 
@@ -216,10 +228,14 @@ def seed_structure(graph: Graph) -> Structure:
     for name, info in graph.layers.items():
         if info.prunable_op is not None and name not in fixed:
             op = graph.ops[info.prunable_op]
-            layers[name] = LayerStructure(op.size, op.size, tuple(range(op.size)), info.class_name, op.name)
+            layers[name] = LayerStructure(
+                op.size, op.size, tuple(range(op.size)), info.class_name, op.name
+            )
     from .structure import graph_fingerprint
 
-    return Structure(layers=layers, model_name=graph.model_name, fingerprint=graph_fingerprint(graph))
+    return Structure(
+        layers=layers, model_name=graph.model_name, fingerprint=graph_fingerprint(graph)
+    )
 
 
 def scale_structure(structure: Structure, multiplier: float, min_channels: int = 1) -> Structure:
@@ -288,7 +304,9 @@ def expand_to_budget(
     return best, structure_cost(graph, best, target)
 
 
-def layer_channel_maps(graph: Graph, ids: ChannelMap) -> dict[str, tuple[np.ndarray | None, np.ndarray | None, int]]:
+def layer_channel_maps(
+    graph: Graph, ids: ChannelMap
+) -> dict[str, tuple[np.ndarray | None, np.ndarray | None, int]]:
     """Per Keras layer: (input channel map, output channel map, seed output width)."""
     out = {}
     for name, info in graph.layers.items():

@@ -15,7 +15,7 @@ import numpy as np
 from ..costs import TARGETS, Target
 from ..errors import StructureError
 from ..graph import SUPPORTED_OPS
-from ..structure import LayerStructure, Structure, graph_fingerprint
+from ..structure import LayerStructure, Structure
 from ..widths import (
     channel_map,
     check_structure,
@@ -27,6 +27,7 @@ from ..widths import (
 from .compat import keras
 from .gating import LogisticSigmoidGating
 from .reader import LayerHandler, read_model
+
 
 class _Vanished:
     """Marker for the output of a layer pruned to zero channels."""
@@ -78,7 +79,9 @@ def rebuild(
         if isinstance(layer, keras.Model):
             inner = _functional(layer)
             counter[0] += 1
-            inner_bound = {id(t): values[id(s)] for t, s in zip(inner.inputs, n.input_tensors, strict=False)}
+            inner_bound = {
+                id(t): values[id(s)] for t, s in zip(inner.inputs, n.input_tensors, strict=False)
+            }
             outs = [tensor(t, inner_bound, counter[0]) for t in inner.outputs]
         else:
             args, kwargs = n.arguments.fill_in(values)
@@ -206,9 +209,16 @@ def apply_structure(
 def _passes_channels(layer: Any) -> bool:
     """Layers that keep channel j as channel j (a pruned-away input leaves nothing to compute)."""
     prunable = (
-        keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.Dense,
-        keras.layers.SeparableConv1D, keras.layers.SeparableConv2D, keras.layers.Conv2DTranspose,
-        keras.layers.Conv1DTranspose, keras.layers.Flatten, keras.layers.Reshape,
+        keras.layers.Conv1D,
+        keras.layers.Conv2D,
+        keras.layers.Conv3D,
+        keras.layers.Dense,
+        keras.layers.SeparableConv1D,
+        keras.layers.SeparableConv2D,
+        keras.layers.Conv2DTranspose,
+        keras.layers.Conv1DTranspose,
+        keras.layers.Flatten,
+        keras.layers.Reshape,
         keras.layers.Permute,
     )
     return not isinstance(layer, prunable)
@@ -220,7 +230,9 @@ def _raise_widths(structure: Structure, min_channels: int) -> Structure:
         width = min(max(s.alive, min_channels), s.original)
         channels = tuple(sorted(s.alive_channels)) or tuple(range(s.alive))
         extra = [c for c in range(s.original) if c not in channels][: width - len(channels)]
-        layers[name] = LayerStructure(width, s.original, tuple(sorted(channels + tuple(extra))), s.layer_class, s.op_name)
+        layers[name] = LayerStructure(
+            width, s.original, tuple(sorted(channels + tuple(extra))), s.layer_class, s.op_name
+        )
     return Structure(
         layers=layers,
         cost_name=structure.cost_name,
@@ -265,13 +277,21 @@ def _slice_weight(
     name = weight.path.rsplit("/", 1)[-1]
     L = keras.layers
     if isinstance(layer, L.DepthwiseConv1D | L.DepthwiseConv2D):
-        return _slice(value, -2, in_ids, layer.name) if name.endswith("kernel") else _slice(value, 0, out_ids, layer.name)
+        return (
+            _slice(value, -2, in_ids, layer.name)
+            if name.endswith("kernel")
+            else _slice(value, 0, out_ids, layer.name)
+        )
     if isinstance(layer, L.SeparableConv1D | L.SeparableConv2D):
         m = int(layer.depth_multiplier)
         if name == "depthwise_kernel":
             return _slice(value, -2, in_ids, layer.name)
         if name == "pointwise_kernel":
-            mid = None if in_ids is None else (np.repeat(in_ids, m) * m + np.tile(np.arange(m), len(in_ids)))
+            mid = (
+                None
+                if in_ids is None
+                else (np.repeat(in_ids, m) * m + np.tile(np.arange(m), len(in_ids)))
+            )
             return _slice(_slice(value, -2, mid, layer.name), -1, out_ids, layer.name)
         return _slice(value, 0, out_ids, layer.name)
     if isinstance(layer, L.Conv1DTranspose | L.Conv2DTranspose):
@@ -301,7 +321,9 @@ def model_cost(model: Any, target: str | Target = "flops", layer_handlers: Any =
     graph, _ = read_model(model, layer_handlers)
     ids = [np.arange(op.size) for op in graph.ops]
     crawl = _reachable(graph)
-    return widths_cost(graph, target, list(ids), [i for i in crawl if graph.ops[i].type in SUPPORTED_OPS])
+    return widths_cost(
+        graph, target, list(ids), [i for i in crawl if graph.ops[i].type in SUPPORTED_OPS]
+    )
 
 
 def _reachable(graph: Any) -> list[int]:
@@ -326,8 +348,13 @@ _CHAIN = (
     keras.layers.PReLU,
 )
 _PRUNABLE = (
-    keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.Dense,
-    keras.layers.SeparableConv1D, keras.layers.SeparableConv2D, keras.layers.Conv1DTranspose,
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.Dense,
+    keras.layers.SeparableConv1D,
+    keras.layers.SeparableConv2D,
+    keras.layers.Conv1DTranspose,
     keras.layers.Conv2DTranspose,
 )
 
@@ -373,7 +400,9 @@ def add_gating(model: Any, **gate_kwargs: Any) -> Any:
         out = new(*args, **kwargs)
         if old.name in points:
             owner = points[old.name]
-            gate = gates.setdefault(owner, LogisticSigmoidGating(name=f"{owner}_gate", **gate_kwargs))
+            gate = gates.setdefault(
+                owner, LogisticSigmoidGating(name=f"{owner}_gate", **gate_kwargs)
+            )
             out = gate(out)
         return out
 
@@ -393,7 +422,11 @@ def remove_gating(model: Any) -> tuple[Any, Structure]:
     open channels is folded into the preceding BatchNormalization (gamma, beta) or, with no BN,
     into the layer's kernel and bias when only ReLU-like activations lie between.
     """
-    gates = {layer.name: layer for layer in _all_layers(model) if isinstance(layer, LogisticSigmoidGating)}
+    gates = {
+        layer.name: layer
+        for layer in _all_layers(model)
+        if isinstance(layer, LogisticSigmoidGating)
+    }
     points = {v: k for k, v in _gate_points_of_gated(model).items()}
 
     def clone(layer: Any) -> Any:
@@ -404,7 +437,11 @@ def remove_gating(model: Any) -> tuple[Any, Structure]:
             return args[0]
         return new(*args, **kwargs)
 
-    stripped = rebuild(model, lambda layer: layer if isinstance(layer, LogisticSigmoidGating) else clone(layer), call_layer=call)
+    stripped = rebuild(
+        model,
+        lambda layer: layer if isinstance(layer, LogisticSigmoidGating) else clone(layer),
+        call_layer=call,
+    )
     old = {layer.name: layer for layer in _all_layers(model)}
     for layer in _all_layers(stripped):
         if layer.name in old and old[layer.name].weights:
@@ -421,7 +458,9 @@ def remove_gating(model: Any) -> tuple[Any, Structure]:
 
     # gates tied by an add are ORed, as the regularizer groups them
     structure = LogisticSigmoidFlopsRegularizer(model).structure(inference=True)
-    structure = Structure(layers=structure.layers, model_name=structure.model_name, fingerprint=structure.fingerprint)
+    structure = Structure(
+        layers=structure.layers, model_name=structure.model_name, fingerprint=structure.fingerprint
+    )
     return stripped, structure
 
 
@@ -438,7 +477,7 @@ def _gate_points_of_gated(model: Any) -> dict[str, str]:
 def _fold_scale(model: Any, owner: str, scale: np.ndarray) -> None:
     layers = {layer.name: layer for layer in _all_layers(model)}
     layer = layers[owner]
-    consumers = {}
+    consumers: dict[str, list[Any]] = {}
     for other in layers.values():
         for n in other._inbound_nodes:
             for t in n.input_tensors:
