@@ -13,7 +13,7 @@ ALGORITHMS = ("gamma", "group_lasso", "logistic_sigmoid")
 TARGETS = ("flops", "model_size", "latency", "activations")
 # Centres of the strength grid, as multipliers of 1 / seed cost, that suit each algorithm's
 # per-channel scale (gammas ~1, kernel RMS ~0.1, gate probabilities ~0.9).
-DEFAULT_CENTERS = {"gamma": 3.0, "group_lasso": 100.0, "logistic_sigmoid": 3.0}
+DEFAULT_CENTERS = {"gamma": 3.0, "group_lasso": 100.0, "logistic_sigmoid": 1.0}
 
 
 class SweepConfigError(ValueError):
