@@ -231,3 +231,13 @@ def test_killed_sweep_resumes_without_duplicates(mlflow_server, tmp_path):
             steps = [m.step for m in client.get_metric_history(child.info.run_id, key)]
             assert len(steps) == len(set(steps)), (tid, key, steps)
     assert np.isfinite(results_table(mlflow_server, "resume")["cost"]).all()
+
+
+def test_pareto_command_prints_the_front(finished_sweep, capsys):
+    uri, _ = finished_sweep
+    assert main(["pareto", "e2e", "--tracking-uri", uri]) == 0
+    printed = capsys.readouterr().out
+    front = pareto_front(results_table(uri, "e2e"), cost="cost", accuracy="accuracy").table
+    # every Pareto-optimal trial, and only those, is printed
+    for trial_id, on_front in zip(front["trial_id"], front["pareto"], strict=True):
+        assert (trial_id in printed) == bool(on_front), trial_id
