@@ -20,7 +20,8 @@ TAG_TRIAL = "morphsweep.trial_id"
 TAG_PARETO = "morphsweep.pareto"
 TAG_KNEE = "morphsweep.knee"
 TAG_REASON = "morphsweep.failure_reason"
-TAG_NODE = "morphsweep.node_ip"
+TAG_NODE = "morphsweep.node_id"
+TAG_NODE_IP = "morphsweep.node_ip"
 PARENT_ID = "mlflow.parentRunId"
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from .config import SweepConfig
 from .space import TrialSpec, build_trials, seed_costs
-from .tracking import TAG_NODE, SweepTracker, check_tracking
+from .tracking import TAG_NODE, TAG_NODE_IP, SweepTracker, check_tracking
 
 # What Tune adds to every result; the trial's own metrics are the rest.
 TUNE_KEYS = {
@@ -86,8 +86,12 @@ class TuneReporter:
     """The trainer's reporter inside Tune: each epoch becomes ``tune.report`` with a checkpoint."""
 
     def __init__(self, output_dir: Path) -> None:
+        import ray
+
         self.output_dir = output_dir
         self.latest_structure: str | None = None
+        # the node a trial runs on (several nodes may share one IP address)
+        self.node_id = ray.get_runtime_context().get_node_id()
 
     def report(self, metrics: dict[str, Any], checkpoint: str | None = None) -> None:
         from ray import tune
@@ -103,7 +107,7 @@ class TuneReporter:
                 (bundle / "structures").mkdir()
                 shutil.copy2(self.latest_structure, bundle / "structures")
             (bundle / "report.json").write_text(json.dumps(metrics, default=str))
-            tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(tmp))
+            tune.report({**metrics, "node_id": self.node_id}, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     def artifact(self, path: str, kind: str) -> None:
         if kind == "structure" and "/structures/" in path:
@@ -178,8 +182,8 @@ def _tracking_callback(tracker: SweepTracker, specs: dict[str, TrialSpec]) -> An
                 )
             elif phase in ("learn", "retrain"):
                 if trial_id not in self.nodes:
-                    self.nodes[trial_id] = str(result.get("node_ip", ""))
-                    tracker.set_tags(trial_id, {TAG_NODE: self.nodes[trial_id]})
+                    self.nodes[trial_id] = str(result.get("node_id", ""))
+                    tracker.set_tags(trial_id, {TAG_NODE: self.nodes[trial_id], TAG_NODE_IP: str(result.get("node_ip", ""))})
                 # learn/cost, retrain/accuracy ... at step = epoch; alive/<layer> keep their names
                 metrics = {
                     k if k.startswith("alive/") else f"{phase}/{k}": v
