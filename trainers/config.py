@@ -27,7 +27,9 @@ class TrialConfig:
     Strength is either ``strength`` itself or ``multiplier / seed cost`` (MorphNet's advice: search
     on a log scale around 1 / initial cost). FiGS trials insert gates with ``gate_temperature``
     and straight-through sampling, and by default regularize the gate probabilities, whose
-    gradient is smooth (the sampled mask's gradient is almost always 0 at low temperature). ``baseline_width`` skips structure learning and trains
+    gradient is smooth (the sampled mask's gradient is almost always 0 at low temperature).
+    ``jit_compile`` is off by default: XLA compilation costs more than it saves for the short
+    trials of a sweep on CPUs. ``baseline_width`` skips structure learning and trains
     the seed network scaled uniformly (the baseline every Pareto plot compares against).
     """
 
@@ -54,6 +56,7 @@ class TrialConfig:
     gate_straight_through: bool = True
     regularize_on_mask: bool = False
     baseline_width: float | None = None
+    jit_compile: bool = False
     output_dir: str = "morphsweep_runs/trial"
     verbose: int = 1
     extra: dict[str, Any] = field(default_factory=dict)

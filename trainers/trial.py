@@ -285,6 +285,7 @@ class _Trial:
         learner = _learner_class()(network, self.regularizer, self.strength)
         self.optimizer = keras.optimizers.Adam(config.learning_rate)
         learner.compile(
+            jit_compile=config.jit_compile,
             optimizer=self.optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
@@ -422,6 +423,7 @@ class _Trial:
         )
         self.retrain_model, self.retrain_optimizer = model, keras.optimizers.Adam(schedule)
         model.compile(
+            jit_compile=config.jit_compile,
             optimizer=self.retrain_optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
