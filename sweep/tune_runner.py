@@ -107,7 +107,9 @@ class TuneReporter:
                 (bundle / "structures").mkdir()
                 shutil.copy2(self.latest_structure, bundle / "structures")
             (bundle / "report.json").write_text(json.dumps(metrics, default=str))
-            tune.report({**metrics, "node_id": self.node_id}, checkpoint=tune.Checkpoint.from_directory(tmp))
+            tune.report(
+                {**metrics, "node_id": self.node_id}, checkpoint=tune.Checkpoint.from_directory(tmp)
+            )
 
     def artifact(self, path: str, kind: str) -> None:
         if kind == "structure" and "/structures/" in path:
@@ -183,7 +185,13 @@ def _tracking_callback(tracker: SweepTracker, specs: dict[str, TrialSpec]) -> An
             elif phase in ("learn", "retrain"):
                 if trial_id not in self.nodes:
                     self.nodes[trial_id] = str(result.get("node_id", ""))
-                    tracker.set_tags(trial_id, {TAG_NODE: self.nodes[trial_id], TAG_NODE_IP: str(result.get("node_ip", ""))})
+                    tracker.set_tags(
+                        trial_id,
+                        {
+                            TAG_NODE: self.nodes[trial_id],
+                            TAG_NODE_IP: str(result.get("node_ip", "")),
+                        },
+                    )
                 # learn/cost, retrain/accuracy ... at step = epoch; alive/<layer> keep their names
                 metrics = {
                     k if k.startswith("alive/") else f"{phase}/{k}": v

@@ -22,20 +22,33 @@ pytestmark = pytest.mark.slow
 
 def cli(args, env, timeout=300):
     command = [sys.executable, "-m", "sweep.cli", *args]
-    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     base = tmp_path_factory.mktemp("cluster")
-    ports = {"GCS_PORT": free_port(), "DASHBOARD_PORT": free_port(), "MLFLOW_PORT": free_port(),
-             "AGENT_PORT_BASE": free_port()}
-    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "WORKERS": "1", "CPUS_PER_NODE": "1",
-           "HOME": str(base / "home")}
+    ports = {
+        "GCS_PORT": free_port(),
+        "DASHBOARD_PORT": free_port(),
+        "MLFLOW_PORT": free_port(),
+        "AGENT_PORT_BASE": free_port(),
+    }
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in ports.items()},
+        "WORKERS": "1",
+        "CPUS_PER_NODE": "1",
+        "HOME": str(base / "home"),
+    }
     for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
         env.pop(key, None)
     directory = base / "c"
-    started = subprocess.run([str(SCRIPT), "start", str(directory)], env=env, capture_output=True, text=True, timeout=300)
+    started = subprocess.run(
+        [str(SCRIPT), "start", str(directory)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert started.returncode == 0, started.stdout + started.stderr
     yield {"dir": directory, "env": env, **ports}
     subprocess.run([str(SCRIPT), "stop", str(directory)], env=env, capture_output=True, timeout=120)
@@ -46,12 +59,23 @@ def test_submit_runs_on_several_nodes_and_tracks_to_mlflow(cluster, tmp_path):
     address = f"http://127.0.0.1:{cluster['DASHBOARD_PORT']}"
     config = {
         "name": "multinode",
-        "trial": {"model": "zoo:plain", "model_width": 8, "dataset": "synthetic", "epochs": 2,
-                  "retrain_epochs": 1, "batch_size": 32},
-        "algorithms": ["gamma"], "targets": ["flops"],
+        "trial": {
+            "model": "zoo:plain",
+            "model_width": 8,
+            "dataset": "synthetic",
+            "epochs": 2,
+            "retrain_epochs": 1,
+            "batch_size": 32,
+        },
+        "algorithms": ["gamma"],
+        "targets": ["flops"],
         "strengths": {"decades_below": 0.5, "decades_above": 0.5, "points_per_decade": 2},
-        "baseline": {"widths": [1.0]}, "resources": {"cpus": 1}, "max_concurrent": 2, "retries": 0,
-        "tracking_uri": mlflow_uri, "storage_path": str(cluster["dir"] / "storage"),
+        "baseline": {"widths": [1.0]},
+        "resources": {"cpus": 1},
+        "max_concurrent": 2,
+        "retries": 0,
+        "tracking_uri": mlflow_uri,
+        "storage_path": str(cluster["dir"] / "storage"),
     }
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -60,7 +84,11 @@ def test_submit_runs_on_several_nodes_and_tracks_to_mlflow(cluster, tmp_path):
     # a client without the cluster's token is refused before anything runs
     assert refused.returncode != 0
     assert re.search(r"auth|token|401|403", refused.stderr, re.I), refused.stderr[-2000:]
-    with_token = {**cluster["env"], "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(cluster["dir"] / "auth_token")}
+    with_token = {
+        **cluster["env"],
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(cluster["dir"] / "auth_token"),
+    }
     submitted = cli(["submit", str(path), "--address", address], with_token, timeout=120)
     assert submitted.returncode == 0, submitted.stderr[-3000:]
     job_id = re.search(r"as job (\S+)", submitted.stdout).group(1)
@@ -80,6 +108,8 @@ def test_submit_runs_on_several_nodes_and_tracks_to_mlflow(cluster, tmp_path):
     trials = [r for r in runs if r.data.tags.get("morphsweep.role") == "trial"]
     parent = [r for r in runs if r.data.tags.get("morphsweep.role") == "parent"]
     assert len(trials) == 3 and all(r.info.status == "FINISHED" for r in trials)
-    assert parent and {a.path for a in client.list_artifacts(parent[0].info.run_id, "pareto")} >= {"pareto/pareto.csv"}
+    assert parent and {a.path for a in client.list_artifacts(parent[0].info.run_id, "pareto")} >= {
+        "pareto/pareto.csv"
+    }
     # trials ran on more than one node
     assert len({r.data.tags["morphsweep.node_id"] for r in trials}) >= 2

@@ -20,8 +20,9 @@ def test_ui_serves_mlflow_on_loopback(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "sweep.cli", "ui", "--tracking-uri", uri, "--port", str(port)]
-    process = subprocess.Popen(command, env=env, start_new_session=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         deadline, status = time.time() + 120, None
         while time.time() < deadline and status != 200:
