@@ -37,6 +37,7 @@ def _dataset(batch: int, steps: int) -> tf.data.Dataset:
 
 def _compile(model: keras.Model) -> None:
     model.compile(
+        jit_compile=False,  # as trials compile (XLA compilation does not pay off on CPUs)
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
@@ -54,12 +55,13 @@ def bench(
 ) -> tuple[float, float]:
     data = _dataset(batch, steps)
     plain = build_model(spec, (32, 32, 3), 10, width=32, seed=0)
-    _compile(plain)
     learned_net = build_model(spec, (32, 32, 3), 10, width=32, seed=0)
     if algorithm == "logistic_sigmoid":
         from trainers.morphnet.tfkeras import add_gating
 
-        learned_net = add_gating(learned_net)
+        # FiGS trains the gated network: the plain step trains the same gated network
+        plain, learned_net = add_gating(plain), add_gating(learned_net)
+    _compile(plain)
     config = TrialConfig(model=spec, algorithm=algorithm)
     regularizer = make_regularizer(learned_net, config)
     learner = _learner_class()(learned_net, regularizer, 1.0 / regularizer.seed_cost)
