@@ -22,13 +22,20 @@ store="--object-store-memory=${OBJECT_STORE_BYTES:-300000000}"
 export RAY_AUTH_MODE=token
 export RAY_AUTH_TOKEN_PATH="$dir/auth_token"
 
+# Ray's socket paths must stay under 108 bytes: keep its session files in a short /tmp path.
+ray_tmp_file="$dir/ray_tmp"
+
 case "$action" in
 start)
+  if [ ! -s "$ray_tmp_file" ]; then
+    mktemp -d /tmp/msray-XXXXXX >"$ray_tmp_file"
+  fi
+  ray_tmp="$(cat "$ray_tmp_file")"
   if [ ! -s "$RAY_AUTH_TOKEN_PATH" ]; then
     (umask 077 && python -c 'import secrets; print(secrets.token_hex(32), end="")' > "$RAY_AUTH_TOKEN_PATH")
   fi
   ray start --head --node-ip-address=127.0.0.1 --port="$gcs" --dashboard-host=127.0.0.1 \
-    --dashboard-port="$dash" --num-cpus="$cpus" --num-gpus=0 --temp-dir="$dir/ray" "$store" \
+    --dashboard-port="$dash" --num-cpus="$cpus" --num-gpus=0 --temp-dir="$ray_tmp" "$store" \
     --dashboard-agent-listen-port="$agent_port" --disable-usage-stats >"$dir/head.log" 2>&1
   for k in $(seq 1 "$workers"); do
     ray start --address="127.0.0.1:$gcs" --node-ip-address=127.0.0.1 --num-cpus="$cpus" --num-gpus=0 \
@@ -51,10 +58,13 @@ submit: morphsweep submit sweep.yaml --address http://127.0.0.1:$dash
 INFO
   ;;
 stop)
-  # only this cluster's processes: they all run under its directory
-  pkill -f "$dir/ray" 2>/dev/null || true
-  sleep 1
-  pkill -9 -f "$dir/ray" 2>/dev/null || true
+  # only this cluster's processes: they all run under its session directory
+  if [ -s "$ray_tmp_file" ]; then
+    ray_tmp="$(cat "$ray_tmp_file")"
+    pkill -f "$ray_tmp" 2>/dev/null || true
+    sleep 2
+    pkill -9 -f "$ray_tmp" 2>/dev/null || true
+  fi
   if [ -f "$dir/mlflow.pid" ]; then
     pkill -P "$(cat "$dir/mlflow.pid")" 2>/dev/null || true
     kill "$(cat "$dir/mlflow.pid")" 2>/dev/null || true

@@ -45,6 +45,7 @@ def cluster(tmp_path_factory):
     }
     for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
         env.pop(key, None)
+    (base / "home").mkdir()
     directory = base / "c"
     started = subprocess.run(
         [str(SCRIPT), "start", str(directory)], env=env, capture_output=True, text=True, timeout=300

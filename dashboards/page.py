@@ -1,0 +1,504 @@
+"""The sweep dashboard: one offline HTML page per sweep, built from what MLflow holds.
+
+``build_dashboard`` reads the sweep's results (``sweep.results.results_table``), the metric
+histories of its finished trials and their ``structure.json`` artifacts, and writes into a
+directory:
+
+* ``index.html``: per cost target, the Pareto chart (the SVG of :func:`dashboards.pareto.pareto_html`,
+  inlined; hovering a point shows its trial and strength, clicking it opens its MLflow run), the
+  training curves of the target's trials, and the layer widths of the knee trial (or a chosen
+  one) with a menu of every other trial's page; then a table of all trials;
+* ``trial_<trial>.html``: one page per finished trial (layer widths and its own curves);
+* ``pareto_<target>.html`` / ``.png``, ``curves_<target>.html`` / ``.png`` and
+  ``widths_<target>.png``: the figures on their own.
+
+Everything is relative links and inline SVG/CSS (one inline ``onchange`` for the menu, which
+also works as plain links), so the directory works from ``file://``, from any static HTTP server
+and as MLflow artifacts. ``publish_dashboard`` logs it to the sweep's parent run.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sweep.pareto import ParetoResult, pareto_front
+
+from .pareto import _attr, _fmt, _safe_link, pareto_html, pareto_png
+from .trials import (
+    CURVE_METRICS,
+    CURVE_STYLE,
+    WIDTH_STYLE,
+    TrialHistory,
+    layer_widths_png,
+    layer_widths_svg,
+    training_curves_html,
+    training_curves_png,
+    training_curves_svg,
+)
+
+__all__ = ["ARTIFACT_DIR", "build_dashboard", "publish_dashboard", "trial_page_name"]
+
+# Where publish_dashboard puts the files on the parent run.
+ARTIFACT_DIR = "dashboard"
+BASELINE = "baseline"
+_COST_LABELS = {
+    "flops": "FLOPs",
+    "model_size": "model size (weights)",
+    "activations": "activations",
+}
+_HOVER = ("trial_id", "strength", "width", "cost", "accuracy")
+# Files this module writes; a rebuild removes stale ones (e.g. of trials no longer in the sweep).
+_OWNED = re.compile(r"^(index\.html|trial_.+\.html|(pareto|curves|widths)_.+\.(html|png))$")
+_SVG = re.compile(r"<svg\b.*?</svg>", re.DOTALL)
+_STYLE_BLOCK = re.compile(r"<style>(.*?)</style>", re.DOTALL)
+
+
+def _slug(text: str) -> str:
+    """A file-name-safe form of a trial id or target; unchanged for the ids sweeps make."""
+    slug = re.sub(r"[^A-Za-z0-9._-]", "_", text)
+    if slug != text or slug.startswith("."):
+        # different ids must not share a page after their odd characters are replaced
+        import hashlib
+
+        slug = f"{slug.lstrip('.')}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    return slug
+
+
+def trial_page_name(trial_id: str) -> str:
+    """File name of a trial's page in the dashboard directory."""
+    return f"trial_{_slug(str(trial_id))}.html"
+
+
+@dataclass
+class _Trial:
+    row: pd.Series
+    history: TrialHistory
+    structure: dict[str, Any] | None
+
+    @property
+    def trial_id(self) -> str:
+        return str(self.row["trial_id"])
+
+
+def _cost_label(target: str, hardware: str | None) -> str:
+    """The x axis label sweep.results.publish_pareto uses for a target."""
+    if target == "latency":
+        return f"{hardware or 'P100'} latency (ns)"
+    return _COST_LABELS.get(target, target)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if pd.isna(number) else number
+
+
+def _hover(row: pd.Series) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("strength", "width", "cost", "accuracy"):
+        value = _number(row.get(key))
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _load_trials(client: Any, table: pd.DataFrame, tmp: Path) -> list[_Trial]:
+    """Metric histories and structures of the finished trials, in table order."""
+    from mlflow.exceptions import MlflowException
+
+    trials = []
+    finished = table[table["status"] == "FINISHED"]
+    for _, row in finished.iterrows():
+        run_id = str(row["run_id"])
+        metrics = {
+            key: [(float(m.step), float(m.value)) for m in client.get_metric_history(run_id, key)]
+            for key, _ in CURVE_METRICS
+        }
+        history = TrialHistory(
+            trial_id=str(row["trial_id"]),
+            metrics=metrics,
+            series=str(row["algorithm"]),
+            link=str(row["run_url"]),
+            hover=_hover(row),
+        )
+        structure = None
+        try:
+            local = client.download_artifacts(run_id, "structure.json", str(tmp / run_id))
+            structure = json.loads(Path(local).read_text(encoding="utf-8"))
+        except (MlflowException, OSError, ValueError):
+            # a trial without a (readable) structure still has its curves and Pareto point
+            structure = None
+        trials.append(_Trial(row, history, structure))
+    return trials
+
+
+def _hardware(client: Any, table: pd.DataFrame) -> str | None:
+    """The latency hardware the trials were configured with (a trial param), if any."""
+    rows = table[table["target"] == "latency"]
+    if rows.empty:
+        return None
+    params = client.get_run(str(rows.iloc[0]["run_id"])).data.params
+    return params.get("hardware") or params.get("trial.hardware")
+
+
+def _inline_svg(page: Path) -> tuple[str, str]:
+    """(style, svg) of a page written by pareto_html, to inline it into the dashboard."""
+    text = page.read_text(encoding="utf-8")
+    svg = _SVG.search(text)
+    style = _STYLE_BLOCK.search(text)
+    return (style.group(1) if style else "", svg.group(0) if svg else "")
+
+
+def _choose(trials: list[_Trial], pareto: ParetoResult, chosen: str | None) -> _Trial | None:
+    """The trial whose widths the section shows: the chosen one, else the knee, else none."""
+    by_id = {t.trial_id: t for t in trials if t.structure is not None}
+    if chosen is not None and chosen in by_id:
+        return by_id[chosen]
+    knees = pareto.table[pareto.table["knee"].to_numpy(bool)]
+    for trial_id in knees["trial_id"].astype(str):
+        if trial_id in by_id:
+            return by_id[trial_id]
+    return None
+
+
+def _trial_menu(trials: Iterable[_Trial], shown: _Trial | None) -> str:
+    """A <select> that opens a trial's page, and the same pages as plain links."""
+    options, links = [], []
+    for trial in trials:
+        if trial.structure is None:
+            continue
+        page = trial_page_name(trial.trial_id)
+        label = f"{trial.trial_id} ({trial.row['algorithm']})"
+        selected = " selected" if shown is not None and trial is shown else ""
+        options.append(
+            f'<option value="{_attr(page)}" data-trial="{_attr(trial.trial_id)}"{selected}>'
+            f"{html.escape(label)}</option>"
+        )
+        links.append(
+            f'<li><a class="trial-page" href="{_attr(page)}" data-trial="{_attr(trial.trial_id)}">'
+            f"{html.escape(label)}</a></li>"
+        )
+    if not options:
+        return ""
+    return (
+        '<p><label>Layer widths of another trial: <select class="trial-select" '
+        'onchange="if (this.value) { window.location.href = this.value; }">'
+        f"{''.join(options)}</select></label></p>\n"
+        f'<details><summary>All trial pages</summary><ul class="trial-pages">{"".join(links)}'
+        "</ul></details>"
+    )
+
+
+def _trials_table(table: pd.DataFrame, pages: set[str]) -> str:
+    columns = ["trial_id", "algorithm", "target", "strength", "width", "status", "cost", "accuracy"]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "<th>pages</th>"
+    body = []
+    for _, row in table.iterrows():
+        cells = "".join(
+            f"<td>{html.escape(_fmt(row[c]) if not pd.isna(row[c]) else '')}</td>" for c in columns
+        )
+        links = []
+        url = _safe_link(row["run_url"])
+        if url:
+            links.append(f'<a class="run-link" href="{_attr(url)}" target="_blank">MLflow run</a>')
+        page = trial_page_name(str(row["trial_id"]))
+        if page in pages:
+            links.append(f'<a href="{_attr(page)}">widths</a>')
+        reason = str(row.get("failure_reason") or "")
+        title = f' title="{_attr(reason)}"' if reason else ""
+        body.append(
+            f'<tr data-trial="{_attr(row["trial_id"])}" data-status="{_attr(row["status"])}"{title}>'
+            f"{cells}<td>{' '.join(links)}</td></tr>"
+        )
+    return (
+        f'<table class="trials"><caption>All trials ({len(table)})</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }
+h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 32px; } h3 { font-size: 15px; }
+section.target { border-top: 1px solid #ccc; }
+nav.targets a { margin-right: 12px; }
+.note { color: #555; font-size: 13px; }
+table.trials { border-collapse: collapse; margin-top: 16px; font-size: 13px; }
+table.trials caption { text-align: left; font-weight: 600; padding-bottom: 4px; }
+table.trials th, table.trials td { border: 1px solid #ccc; padding: 3px 8px; }
+table.trials tr[data-status="FAILED"] { color: #a00; }
+"""
+
+
+def _document(title: str, style: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{style}</style>\n</head>\n<body>\n"
+        f"{body}\n</body>\n</html>\n"
+    )
+
+
+def _trial_page(trial: _Trial, sweep: str, out: Path) -> str:
+    """Writes a finished trial's own page; returns its file name."""
+    name = trial_page_name(trial.trial_id)
+    row = trial.row
+    facts = [
+        ("algorithm", row["algorithm"]),
+        ("target", row["target"]),
+        ("strength", row["strength"]),
+        ("width", row["width"]),
+        ("cost", row["cost"]),
+        ("accuracy", row["accuracy"]),
+    ]
+    items = "".join(
+        f"<li>{html.escape(k)}: {html.escape(_fmt(v))}</li>" for k, v in facts if not pd.isna(v)
+    )
+    url = _safe_link(row["run_url"])
+    run_link = (
+        f'<a class="run-link" href="{_attr(url)}" target="_blank">MLflow run</a> \u00b7 '
+        if url
+        else ""
+    )
+    widths = (
+        layer_widths_svg(
+            trial.structure,  # type: ignore[arg-type]
+            title=f"{trial.trial_id}: learned vs seed width",
+            trial_id=trial.trial_id,
+        )
+        if trial.structure is not None
+        else '<p class="note">this trial logged no structure.json</p>'
+    )
+    body = (
+        f"<h1>{html.escape(trial.trial_id)}</h1>\n"
+        f'<p>{run_link}<a href="index.html">back to sweep {html.escape(sweep)}</a></p>\n'
+        f"<ul>{items}</ul>\n{widths}\n<h2>Training curves</h2>\n"
+        f"{training_curves_svg([trial.history])}"
+    )
+    (out / name).write_text(
+        _document(f"{sweep}: {trial.trial_id}", _STYLE + CURVE_STYLE + WIDTH_STYLE, body),
+        encoding="utf-8",
+    )
+    return name
+
+
+def build_dashboard(
+    tracking_uri: str,
+    sweep: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    trial_id: str | None = None,
+) -> Path:
+    """Writes the sweep's dashboard into ``out_dir`` (see the module docstring for the files).
+
+    Args:
+        tracking_uri: MLflow tracking URI of the sweep.
+        sweep: Sweep (experiment) name.
+        out_dir: Directory to write into; created when missing. Files of an earlier build that
+            this build does not write again are removed; other files are left alone.
+        trial_id: Trial whose layer widths the page shows in its target's section (default:
+            that target's knee; other targets still show their knee).
+
+    Returns:
+        The path of ``index.html``.
+
+    Raises:
+        sweep.results.SweepNotFound: No sweep of that name in the tracking store.
+        ValueError: ``trial_id`` is not a finished trial with a structure.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from sweep.results import results_table
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    table = results_table(tracking_uri, sweep)
+    written: set[str] = set()
+    with tempfile.TemporaryDirectory() as tmp:
+        trials = _load_trials(client, table, Path(tmp))
+    if trial_id is not None and not any(
+        t.trial_id == trial_id and t.structure is not None for t in trials
+    ):
+        known = [t.trial_id for t in trials if t.structure is not None]
+        raise ValueError(
+            f"trial {trial_id!r} is not a finished trial of sweep {sweep!r} with a structure; "
+            f"those are: {known}"
+        )
+    hardware = _hardware(client, table)
+
+    pages = {_trial_page(t, sweep, out) for t in trials}
+    written |= pages
+    styles = [_STYLE, CURVE_STYLE, WIDTH_STYLE]
+    sections, nav = [], []
+    targets = sorted({str(t) for t in table["target"].dropna()})
+    for target in targets:
+        rows = table[table["target"] == target]
+        slug = _slug(target)
+        label = _cost_label(target, hardware)
+        heading = f"{sweep}: {label} vs retrained accuracy"
+        parts = [
+            f'<section class="target" id="target-{_attr(slug)}" data-target="{_attr(target)}">',
+            f"<h2>Target {html.escape(target)}</h2>",
+        ]
+        nav.append(f'<a href="#target-{_attr(slug)}">{html.escape(target)}</a>')
+        # the same front sweep.results.publish_pareto draws: computed within the target's rows
+        pareto = pareto_front(rows, cost="cost", accuracy="accuracy")
+        if rows[["cost", "accuracy"]].dropna().empty:
+            parts.append('<p class="note">no finished trial with a cost and accuracy yet</p>')
+        else:
+            page = pareto_html(
+                pareto,
+                out / f"pareto_{slug}.html",
+                series="algorithm",
+                title=heading,
+                link_column="run_url",
+                hover_columns=_HOVER,
+                cost_label=label,
+            )
+            pareto_png(
+                pareto,
+                out / f"pareto_{slug}.png",
+                series="algorithm",
+                title=heading,
+                cost_label=label,
+            )
+            written |= {page.name, f"pareto_{slug}.png"}
+            style, svg = _inline_svg(page)
+            if style and style not in styles:
+                styles.append(style)
+            parts.append(
+                '<h3>Pareto front</h3><p class="note">Hover a point for its trial and strength; '
+                "click it to open its MLflow run. "
+                f'<a href="{_attr(page.name)}">chart on its own, with the front table</a> \u00b7 '
+                f'<a href="pareto_{_attr(slug)}.png">PNG</a></p>'
+            )
+            parts.append(f'<div class="pareto-figure" data-target="{_attr(target)}">{svg}</div>')
+
+        in_target = [t for t in trials if str(t.row["target"]) == target]
+        curves_title = f"{sweep}: training curves ({target})"
+        training_curves_html(
+            [t.history for t in in_target], out / f"curves_{slug}.html", title=curves_title
+        )
+        training_curves_png(
+            [t.history for t in in_target], out / f"curves_{slug}.png", title=curves_title
+        )
+        written |= {f"curves_{slug}.html", f"curves_{slug}.png"}
+        parts.append(
+            '<h3>Training curves</h3><p class="note">One line per finished trial; hover a line for '
+            "its trial, click it for its MLflow run. "
+            f'<a href="curves_{_attr(slug)}.png">PNG</a></p>'
+        )
+        parts.append(
+            f'<div class="curves-section" data-target="{_attr(target)}">'
+            f"{training_curves_svg([t.history for t in in_target])}</div>"
+        )
+
+        shown = _choose(in_target, pareto, trial_id)
+        parts.append("<h3>Layer widths</h3>")
+        if shown is not None:
+            why = "chosen trial" if shown.trial_id == trial_id else "knee of the front"
+            title = f"{shown.trial_id} ({why}): learned vs seed width"
+            layer_widths_png(shown.structure, out / f"widths_{slug}.png", title=title)  # type: ignore[arg-type]
+            written.add(f"widths_{slug}.png")
+            parts.append(
+                f'<div class="widths-figure" data-target="{_attr(target)}" '
+                f'data-trial="{_attr(shown.trial_id)}" data-knee="{str(why != "chosen trial").lower()}">'
+                f"{layer_widths_svg(shown.structure, title=title, trial_id=shown.trial_id)}</div>"  # type: ignore[arg-type]
+            )
+        else:
+            parts.append('<p class="note">no finished trial of this target logged a structure</p>')
+        parts.append(_trial_menu(in_target, shown))
+        parts.append("</section>")
+        sections.append("\n".join(parts))
+
+    finished = int((table["status"] == "FINISHED").sum())
+    body = (
+        f"<h1>Sweep {html.escape(sweep)}</h1>\n"
+        f'<p class="note">{len(table)} trials, {finished} finished; tracking store '
+        f"{html.escape(_redact(tracking_uri))}</p>\n"
+        f'<nav class="targets">{"".join(nav)}</nav>\n'
+        + "\n".join(sections)
+        + "\n"
+        + _trials_table(table, pages)
+    )
+    index = out / "index.html"
+    index.write_text(_document(f"Sweep {sweep}", "\n".join(styles), body), encoding="utf-8")
+    written.add(index.name)
+    for stale in out.iterdir():
+        if stale.is_file() and _OWNED.match(stale.name) and stale.name not in written:
+            stale.unlink()
+    return index
+
+
+def _redact(uri: str) -> str:
+    """The URI without a password (user:password@host)."""
+    return re.sub(r"//([^/@:]+):[^/@]*@", r"//\1:***@", uri)
+
+
+def _parent_run(client: Any, sweep: str) -> str:
+    from sweep.results import SweepNotFound
+    from sweep.tracking import TAG_ROLE
+
+    experiment = client.get_experiment_by_name(sweep)
+    if experiment is None:
+        raise SweepNotFound(f"no sweep named {sweep!r}")
+    parents = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`{TAG_ROLE}` = 'parent'"
+    )
+    if not parents:
+        raise SweepNotFound(f"sweep {sweep!r} has no parent run")
+    return str(parents[0].info.run_id)
+
+
+def publish_dashboard(
+    tracker_or_uri: Any, sweep: str | None = None, *, trial_id: str | None = None
+) -> list[str]:
+    """Builds the dashboard and logs its files to the sweep's parent run under ``dashboard/``.
+
+    Args:
+        tracker_or_uri: A :class:`sweep.tracking.SweepTracker` (its URI, sweep and parent run
+            are used), or a tracking URI (the parent run is looked up by its tag; its status is
+            left as it is).
+        sweep: Sweep name; required with a URI, optional (must match) with a tracker.
+        trial_id: As for :func:`build_dashboard`.
+
+    Returns:
+        The artifact paths logged, e.g. ``dashboard/index.html``, sorted.
+
+    Raises:
+        ValueError: A URI without a sweep name, or a sweep name that is not the tracker's.
+        sweep.results.SweepNotFound: No such sweep or no parent run.
+    """
+    from mlflow.tracking import MlflowClient
+
+    if isinstance(tracker_or_uri, str | os.PathLike):
+        if not sweep:
+            raise ValueError("publish_dashboard(uri, sweep): the sweep name is required")
+        uri = str(tracker_or_uri)
+        client = MlflowClient(tracking_uri=uri)
+        parent = _parent_run(client, sweep)
+    else:
+        uri, name = tracker_or_uri.uri, tracker_or_uri.sweep
+        if sweep is not None and sweep != name:
+            raise ValueError(f"sweep {sweep!r} is not the tracker's sweep {name!r}")
+        sweep, client, parent = name, tracker_or_uri.client, tracker_or_uri.parent_id
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / ARTIFACT_DIR
+        build_dashboard(uri, sweep, out, trial_id=trial_id)
+        files = sorted(p.name for p in out.iterdir() if p.is_file())
+        client.log_artifacts(parent, str(out), ARTIFACT_DIR)
+        shutil.rmtree(out, ignore_errors=True)
+    return [f"{ARTIFACT_DIR}/{name}" for name in files]
