@@ -272,20 +272,21 @@ def _trial_page(trial: _Trial, sweep: str, out: Path) -> str:
         if url
         else ""
     )
+    structure = trial.structure
     widths = (
         layer_widths_svg(
-            trial.structure,  # type: ignore[arg-type]
-            title=f"{trial.trial_id}: learned vs seed width",
-            trial_id=trial.trial_id,
+            structure, title=f"{trial.trial_id}: learned vs seed width", trial_id=trial.trial_id
         )
-        if trial.structure is not None
+        if structure is not None
         else '<p class="note">this trial logged no structure.json</p>'
     )
+    # only the panels this trial has data for (a baseline never learns)
+    logged = [(k, t) for k, t in CURVE_METRICS if trial.history.metrics.get(k)]
     body = (
         f"<h1>{html.escape(trial.trial_id)}</h1>\n"
         f'<p>{run_link}<a href="index.html">back to sweep {html.escape(sweep)}</a></p>\n'
         f"<ul>{items}</ul>\n{widths}\n<h2>Training curves</h2>\n"
-        f"{training_curves_svg([trial.history])}"
+        f"{training_curves_svg([trial.history], metrics=logged or CURVE_METRICS)}"
     )
     (out / name).write_text(
         _document(f"{sweep}: {trial.trial_id}", _STYLE + CURVE_STYLE + WIDTH_STYLE, body),
@@ -407,16 +408,21 @@ def build_dashboard(
         )
 
         shown = _choose(in_target, pareto, trial_id)
+        structure = shown.structure if shown is not None else None
         parts.append("<h3>Layer widths</h3>")
-        if shown is not None:
-            why = "chosen trial" if shown.trial_id == trial_id else "knee of the front"
+        if shown is not None and structure is not None:
+            knees = set(
+                pareto.table.loc[pareto.table["knee"].to_numpy(bool), "trial_id"].astype(str)
+            )
+            is_knee = shown.trial_id in knees
+            why = "knee of the front" if is_knee else "chosen trial"
             title = f"{shown.trial_id} ({why}): learned vs seed width"
-            layer_widths_png(shown.structure, out / f"widths_{slug}.png", title=title)  # type: ignore[arg-type]
+            layer_widths_png(structure, out / f"widths_{slug}.png", title=title)
             written.add(f"widths_{slug}.png")
             parts.append(
                 f'<div class="widths-figure" data-target="{_attr(target)}" '
-                f'data-trial="{_attr(shown.trial_id)}" data-knee="{str(why != "chosen trial").lower()}">'
-                f"{layer_widths_svg(shown.structure, title=title, trial_id=shown.trial_id)}</div>"  # type: ignore[arg-type]
+                f'data-trial="{_attr(shown.trial_id)}" data-knee="{str(is_knee).lower()}">'
+                f"{layer_widths_svg(structure, title=title, trial_id=shown.trial_id)}</div>"
             )
         else:
             parts.append('<p class="note">no finished trial of this target logged a structure</p>')

@@ -391,10 +391,9 @@ def _cost_line(structure: Mapping[str, Any]) -> str:
     cost = structure.get("cost")
     if not isinstance(cost, Mapping):
         return ""
-    seed, learned = cost.get("seed"), cost.get("learned")
     try:
-        seed_f, learned_f = float(seed), float(learned)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        seed_f, learned_f = float(cost["seed"]), float(cost["learned"])
+    except (KeyError, TypeError, ValueError):
         return ""
     if not (math.isfinite(seed_f) and math.isfinite(learned_f)):
         return ""

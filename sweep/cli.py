@@ -268,6 +268,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
     except SweepConfigError as exc:
         print(f"morphsweep submit: {exc}", file=sys.stderr)
         return 2
+    missing = [key for key in ("tracking_uri", "storage_path") if not getattr(config, key)]
+    if missing:
+        print(
+            f"morphsweep submit: set {' and '.join(missing)} in {args.config}: on a cluster the "
+            f"results must go to an MLflow server the cluster reaches (tracking_uri) and to a "
+            f"storage path every node sees (storage_path)",
+            file=sys.stderr,
+        )
+        return 2
     client = _job_client(args.address)
     stage = _stage(args.config)
     job_id = client.submit_job(

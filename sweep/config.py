@@ -210,8 +210,11 @@ def _build(data: dict[str, Any], problems: list[str]) -> SweepConfig | None:
         retries=int(retries),
         tracking_uri=data.get("tracking_uri"),
         address=data.get("address"),
-        storage_path=data.get("storage_path"),
-        workdir=str(data.get("workdir", "morphsweep_runs")),
+        # absolute now: Ray runs trials (and may run the driver) in other working directories
+        storage_path=str(Path(data["storage_path"]).expanduser().resolve())
+        if data.get("storage_path")
+        else None,
+        workdir=str(Path(str(data.get("workdir", "morphsweep_runs"))).expanduser().resolve()),
     )
 
 

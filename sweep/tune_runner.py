@@ -293,6 +293,10 @@ def _tune(
         else:
             ray.init(include_dashboard=False, log_to_driver=verbose > 1)
     trials_dir = config.trials_dir()
+    # Every path is absolute; run from the storage path, which outlives a job's working_dir
+    # (Ray may delete that when the last trial using it ends, under the driver's feet).
+    Path(config.resolved_storage_path).mkdir(parents=True, exist_ok=True)
+    os.chdir(config.resolved_storage_path)
     specs = {s.trial_id: s for s in todo}
     space = {
         s.trial_id: {

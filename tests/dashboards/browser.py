@@ -197,11 +197,38 @@ class Browser:
         """The rendered DOM of the current frame, after its scripts ran."""
         return str(self.execute("return document.documentElement.outerHTML"))
 
-    def screenshot(self, path: str | os.PathLike[str]) -> Path:
-        """Saves a PNG of the viewport."""
+    def screenshot(self, path: str | os.PathLike[str], *, full_page: bool = False) -> Path:
+        """Saves a PNG of the viewport, or of the whole page (through chromedriver's CDP
+        passthrough; the viewport when that is unavailable)."""
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(base64.b64decode(self._session("GET", "/screenshot")))
+        data = None
+        if full_page:
+            try:
+                metrics = self._session(
+                    "POST", "/goog/cdp/execute", {"cmd": "Page.getLayoutMetrics", "params": {}}
+                )
+                size = metrics["cssContentSize"]
+                clip = {
+                    "x": 0,
+                    "y": 0,
+                    "width": size["width"],
+                    "height": size["height"],
+                    "scale": 1,
+                }
+                data = self._session(
+                    "POST",
+                    "/goog/cdp/execute",
+                    {
+                        "cmd": "Page.captureScreenshot",
+                        "params": {"format": "png", "captureBeyondViewport": True, "clip": clip},
+                    },
+                )["data"]
+            except (WebDriverError, KeyError, TypeError):
+                data = None
+        if data is None:
+            data = self._session("GET", "/screenshot")
+        out.write_bytes(base64.b64decode(data))
         return out
 
     def close(self) -> None:

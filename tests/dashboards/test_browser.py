@@ -231,7 +231,7 @@ def test_dashboard_over_http(browser, sweep, http_dashboard):
     browser.get(f"{http_dashboard}/index.html")
     browser.wait_for("return document.readyState === 'complete'")
     check_dashboard(browser, sweep)
-    browser.screenshot(artifacts_dir() / "dashboard.png")
+    browser.screenshot(artifacts_dir() / "dashboard.png", full_page=True)
     # the menu opens another trial's page (its inline onchange handler runs)
     other = next(t for t in sweep.finished_of("flops", baseline=True))
     page = trial_page_name(other)
@@ -246,8 +246,10 @@ def test_dashboard_over_http(browser, sweep, http_dashboard):
         what=f"navigation to {page}",
     )
     assert count(browser, f'svg.widths[data-trial="{other}"] rect.bar-alive') == len(LAYERS)
-    assert count(browser, "polyline.curve") == 1  # a baseline only retrains
-    browser.screenshot(artifacts_dir() / "dashboard_trial.png")
+    # a baseline only retrains: its page shows that panel alone
+    assert count(browser, "polyline.curve") == 1
+    assert count(browser, "svg.curves") == 1
+    browser.screenshot(artifacts_dir() / "dashboard_trial.png", full_page=True)
 
 
 def test_dashboard_from_file_url(browser, sweep, dashboard_dir):

@@ -108,7 +108,8 @@ def test_submit_runs_on_several_nodes_and_tracks_to_mlflow(cluster, tmp_path):
     runs = client.search_runs([experiment.experiment_id])
     trials = [r for r in runs if r.data.tags.get("morphsweep.role") == "trial"]
     parent = [r for r in runs if r.data.tags.get("morphsweep.role") == "parent"]
-    assert len(trials) == 3 and all(r.info.status == "FINISHED" for r in trials)
+    # 3 strengths x 1 seed + 1 baseline width
+    assert len(trials) == 4 and all(r.info.status == "FINISHED" for r in trials)
     assert parent and {a.path for a in client.list_artifacts(parent[0].info.run_id, "pareto")} >= {
         "pareto/pareto.csv"
     }
