@@ -296,6 +296,7 @@ def _tune(
     # Every path is absolute; run from the storage path, which outlives a job's working_dir
     # (Ray may delete that when the last trial using it ends, under the driver's feet).
     Path(config.resolved_storage_path).mkdir(parents=True, exist_ok=True)
+    previous = os.getcwd()
     os.chdir(config.resolved_storage_path)
     specs = {s.trial_id: s for s in todo}
     space = {
@@ -323,7 +324,13 @@ def _tune(
             verbose=verbose,
         ),
     )
-    tuner.fit()
+    try:
+        tuner.fit()
+    finally:
+        try:
+            os.chdir(previous)
+        except OSError:  # a Ray job's working_dir may be gone by now
+            pass
 
 
 __all__ = ["build_trials", "run_sweep", "trainable"]
