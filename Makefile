@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	./.ci/install-browser.sh
+	CI=1 $(PY) -m pytest -q
 
 demo: $(STAMP)
 	$(VENV)/bin/morphsweep run sweep/examples/sweep_digits.yaml

@@ -9,6 +9,7 @@
     morphsweep pareto SWEEP [--tracking-uri URI]
     morphsweep pick SWEEP (--max-cost X | --min-accuracy Y | --knee) -o structure.json
     morphsweep ui [--tracking-uri URI] [--port 5000]
+    morphsweep dashboard SWEEP [--tracking-uri URI] [--port 8050]
 
 Heavy imports (TensorFlow, Ray, MLflow) happen inside the command that needs them, so errors in
 arguments are reported at once.
@@ -398,6 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "logs":
             p.add_argument("--follow", action="store_true")
         p.set_defaults(func=func)
+
+    from dashboards.cli import add_parser as add_dashboard_parser
+
+    add_dashboard_parser(sub)
 
     ui = sub.add_parser("ui", help="serve the MLflow UI on the sweep store")
     ui.add_argument("--tracking-uri")

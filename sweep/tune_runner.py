@@ -263,6 +263,9 @@ def run_sweep(
     from .results import publish_pareto
 
     summary = publish_pareto(tracker, config)
+    from dashboards.page import publish_dashboard
+
+    publish_dashboard(tracker)
     tracker.finish_sweep()
     return {
         "experiment_id": tracker.experiment_id,
