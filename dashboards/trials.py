@@ -47,8 +47,8 @@ CURVE_METRICS: tuple[tuple[str, str], ...] = (
 )
 
 # Curve panel geometry in pixels.
-_PANEL_W, _PANEL_H = 420, 300
-_P_LEFT, _P_RIGHT, _P_TOP, _P_BOTTOM = 64, 14, 34, 46
+_PANEL_W, _PANEL_H = 436, 300
+_P_LEFT, _P_RIGHT, _P_TOP, _P_BOTTOM = 80, 14, 34, 46
 # Width chart geometry: one row per layer.
 _ROW, _BAR, _W_TOP, _W_BOTTOM, _W_RIGHT, _W_PLOT = 20, 14, 44, 40, 110, 460
 _NAME_CHARS = 40  # longer layer names are shortened on the axis (the full name is in the hover)

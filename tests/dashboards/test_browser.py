@@ -112,21 +112,24 @@ def open_html_artifact(browser, sweep, path: str, title: str) -> None:
 # --- the MLflow UI -------------------------------------------------------------------------------
 def test_mlflow_ui_shows_the_parent_run(browser, sweep):
     browser.get(f"{sweep.uri}/#/experiments/{sweep.experiment_id}/runs/{sweep.parent_id}")
-    # the run page is rendered by MLflow's JavaScript from the tracking API: wait for the data
-    header = browser.wait_for(
+    # MLflow's JavaScript renders the page from several tracking API calls: wait for each part
+    # (header, run id, child runs) to show the sweep's data rather than reading a snapshot
+    browser.wait_for(
         "const h = document.querySelector('[data-testid=\"runs-header\"]');"
         "const id = document.querySelector('[data-testid=\"key-value-Run ID\"]');"
-        "return h && id && id.innerText.includes(arguments[0]) ? h.innerText : null",
+        "return !!(h && id && h.innerText.trim() === arguments[0]"
+        " && id.innerText.includes(arguments[1]))",
+        SWEEP,  # the parent run is named after the sweep
         sweep.parent_id,
-        what="the run header and run id",
+        timeout=180,  # the first page of a fresh browser parses MLflow's whole bundle
+        what="the run header with the sweep's name and the parent run id",
     )
-    assert header.strip() == SWEEP  # the parent run is named after the sweep
-    children = browser.wait_for(
+    browser.wait_for(
         "const c = document.querySelector('[data-testid=\"key-value-Child runs\"]');"
-        "return c ? c.innerText : null",
-        what="the child runs",
+        "return !!c && arguments[0].some(t => c.innerText.includes(t))",
+        sorted(sweep.finished),
+        what="the trials among the child runs",
     )
-    assert any(trial in children for trial in sweep.finished)
     browser.screenshot(artifacts_dir() / "mlflow_parent_run.png")
 
 
