@@ -253,14 +253,11 @@ def scale_structure(structure: Structure, multiplier: float, min_channels: int =
             width = max(width, min_channels)
         kept = tuple(sorted(layer.alive_channels)[: min(width, layer.alive)])
         layers[name] = LayerStructure(width, layer.original, kept, layer.layer_class, layer.op_name)
-    return Structure(
+    # the learned cost of the scaled structure is not known until it is costed
+    return dataclasses.replace(
+        structure,
         layers=layers,
-        cost_name=structure.cost_name,
-        seed_cost=structure.seed_cost,
-        regularizer=structure.regularizer,
-        model_name=structure.model_name,
-        fingerprint=structure.fingerprint,
-        step=structure.step,
+        learned_cost=0.0,
         extra={**structure.extra, "width_multiplier": multiplier},
     )
 

@@ -6,6 +6,7 @@ into one functional model with the same layer names and topology.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -233,17 +234,7 @@ def _raise_widths(structure: Structure, min_channels: int) -> Structure:
         layers[name] = LayerStructure(
             width, s.original, tuple(sorted(channels + tuple(extra))), s.layer_class, s.op_name
         )
-    return Structure(
-        layers=layers,
-        cost_name=structure.cost_name,
-        seed_cost=structure.seed_cost,
-        learned_cost=structure.learned_cost,
-        regularizer=structure.regularizer,
-        model_name=structure.model_name,
-        fingerprint=structure.fingerprint,
-        step=structure.step,
-        extra=structure.extra,
-    )
+    return dataclasses.replace(structure, layers=layers)
 
 
 def _slice(value: np.ndarray, axis: int, ids: np.ndarray | None, layer: str) -> np.ndarray:
