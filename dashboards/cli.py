@@ -94,9 +94,14 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 def _serve(directory: Path, port: int) -> int:
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
+    class Server(ThreadingHTTPServer):
+        # Ctrl-C must stop at once, not wait for open connections' handler threads
+        daemon_threads = True
+        block_on_close = False
+
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(directory.resolve()))
     try:
-        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        server = Server(("127.0.0.1", port), handler)
     except OSError as exc:
         print(
             f"morphsweep dashboard: cannot listen on 127.0.0.1:{port} ({exc}); pick another "

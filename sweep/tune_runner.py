@@ -299,7 +299,10 @@ def _tune(
     # Every path is absolute; run from the storage path, which outlives a job's working_dir
     # (Ray may delete that when the last trial using it ends, under the driver's feet).
     Path(config.resolved_storage_path).mkdir(parents=True, exist_ok=True)
-    previous = os.getcwd()
+    try:
+        previous: str | None = os.getcwd()
+    except FileNotFoundError:  # inside a Ray job whose working_dir was already cleaned up
+        previous = None
     os.chdir(config.resolved_storage_path)
     specs = {s.trial_id: s for s in todo}
     space = {
@@ -330,10 +333,8 @@ def _tune(
     try:
         tuner.fit()
     finally:
-        try:
+        if previous is not None and Path(previous).is_dir():
             os.chdir(previous)
-        except OSError:  # a Ray job's working_dir may be gone by now
-            pass
 
 
 __all__ = ["build_trials", "run_sweep", "trainable"]
