@@ -7,7 +7,7 @@
     morphsweep status JOB_ID --address http://HEAD:8265
     morphsweep logs JOB_ID --address http://HEAD:8265 [--follow]
     morphsweep pareto SWEEP [--tracking-uri URI]
-    morphsweep pick SWEEP (--max-cost X | --min-accuracy Y | --knee) -o structure.json
+    morphsweep pick SWEEP (--max-cost X | --min-accuracy Y | --knee | --budget flops=0.25) -o structure.json
     morphsweep ui [--tracking-uri URI] [--port 5000]
     morphsweep dashboard SWEEP [--tracking-uri URI] [--port 8050]
 
@@ -151,15 +151,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (TrackingUnavailable, ClusterUnavailable) as exc:
         print(f"morphsweep run: {exc}", file=sys.stderr)
         return 2
-    from .results import format_front, front
+    from .results import budget_table, format_budgets, format_front, front
 
     print(
         f"\nPareto front of sweep {config.name!r} (cost = rebuilt model, accuracy = retrained, validation):"
     )
     print(format_front(front(config.resolved_tracking_uri, config.name)))
     uri = config.resolved_tracking_uri
+    if config.budgets:
+        print("\nBudgets:")
+        print(format_budgets(budget_table(uri, config.name)))
+    for row in summary.get("search", []):
+        where = f"{row['algorithm']}/{row['target']} seed {row['seed']}"
+        if row["trials_to_meet"]:
+            print(
+                f"adaptive {where}: within {config.budget_tolerance:.0%} of "
+                f"{row['budget_fraction']:.0%} of seed cost after {row['trials_to_meet']} trials "
+                f"({row['met_by']}); {row['trials']} trials in all"
+            )
+        else:
+            print(
+                f"adaptive {where}: no trial within {config.budget_tolerance:.0%} of "
+                f"{row['budget_fraction']:.0%} of seed cost in {row['trials']} trials"
+            )
     print(
-        f"\n{summary['ran']} trials ran, {summary['trials'] - summary['ran']} were already finished."
+        f"\n{summary['ran']} trials ran this time, {summary['trials']} in the sweep; "
+        f"{summary['stopped']} stopped early as hopeless, saving {summary['epochs_saved']} epochs."
     )
     print(f"Browse: morphsweep ui --tracking-uri {uri}")
     print(f"Pick:   morphsweep pick {config.name} --tracking-uri {uri} --knee -o structure.json")
@@ -167,10 +184,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
-    from .results import SweepNotFound, format_front, front
+    from .results import SweepNotFound, budget_table, format_budgets, format_front, front
 
     try:
-        print(format_front(front(_tracking_uri(args), args.sweep)))
+        uri = _tracking_uri(args)
+        print(format_front(front(uri, args.sweep)))
+        budgets = budget_table(uri, args.sweep)
+        if not budgets.empty:
+            print("\nBudgets:")
+            print(format_budgets(budgets))
     except SweepNotFound as exc:
         print(f"morphsweep pareto: {exc}", file=sys.stderr)
         return 2
@@ -181,17 +203,26 @@ def cmd_pick(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    from .pareto import NoTrialMeetsConstraint, pick
-    from .results import SweepNotFound, front
+    from .pareto import NoTrialMeetsConstraint, parse_budget, pick
+    from .results import SweepNotFound, budget_table, front
 
     uri = _tracking_uri(args)
     try:
         result = front(uri, args.sweep)
         targets = sorted(set(result.table["target"].dropna()))
         group = args.target or (targets[0] if len(targets) == 1 else None)
+        max_cost = args.max_cost
+        if args.budget:
+            group, budget = parse_budget(args.budget)
+            if group not in targets:
+                raise ValueError(
+                    f"--budget {args.budget!r}: sweep {args.sweep!r} has no target {group!r}; "
+                    f"its targets: {targets}"
+                )
+            max_cost = float(budget_table(uri, args.sweep, {group: [budget]})["budget_cost"][0])
         row = pick(
             result,
-            max_cost=args.max_cost,
+            max_cost=max_cost,
             min_accuracy=args.min_accuracy,
             knee=args.knee,
             group_value=group,
@@ -382,6 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--max-cost", type=float, help="most accurate trial with cost <= this")
     how.add_argument("--min-accuracy", type=float, help="cheapest trial with accuracy >= this")
     how.add_argument("--knee", action="store_true", help="the knee of the front")
+    how.add_argument(
+        "--budget",
+        metavar="TARGET=VALUE",
+        help="most accurate trial within a budget: a fraction of the seed cost (<= 1) or an "
+        "absolute cost, e.g. flops=0.25",
+    )
     pick.add_argument("--target", help="cost target when the sweep has several")
     pick.add_argument("-o", "--output", required=True)
     pick.set_defaults(func=cmd_pick)

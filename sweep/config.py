@@ -14,6 +14,8 @@ TARGETS = ("flops", "model_size", "latency", "activations")
 # Centres of the strength grid, as multipliers of 1 / seed cost, that suit each algorithm's
 # per-channel scale (gammas ~1, kernel RMS ~0.1, gate probabilities ~0.9).
 DEFAULT_CENTERS = {"gamma": 3.0, "group_lasso": 100.0, "logistic_sigmoid": 1.0}
+SEARCHES = ("grid", "adaptive")
+EARLY_STOPS = ("off", "degenerate", "dominated")
 
 
 class SweepConfigError(ValueError):
@@ -65,11 +67,23 @@ class SweepConfig:
     address: str | None = None
     storage_path: str | None = None
     workdir: str = "morphsweep_runs"
+    search: str = "grid"
+    budgets: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    max_trials: int = 8
+    budget_tolerance: float = 0.05
+    early_stop: str = "degenerate"
+    early_stop_after: float = 0.5
+    dominated_margin: float = 0.05
+
+    def budget_costs(self, target: str, seed_cost: float) -> list[float]:
+        """The budgets of ``target`` as absolute costs: a value <= 1 is a fraction of the seed's."""
+        return [b * seed_cost if b <= 1 else b for b in self.budgets.get(target, ())]
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         for key in ("algorithms", "targets", "seeds", "baseline_widths"):
             data[key] = list(data[key])
+        data["budgets"] = {t: list(v) for t, v in self.budgets.items()}
         return data
 
     # ----- locations (absolute: Ray runs each trial in its own working directory) ----------
@@ -160,7 +174,16 @@ def _build(data: dict[str, Any], problems: list[str]) -> SweepConfig | None:
             f"baseline.widths must be a list of width multipliers > 0, but got {widths!r}"
         )
         widths = []
-    grid = _grid(data.get("strengths", {}) or {}, problems)
+    search = data.get("search", "grid")
+    if search not in SEARCHES:
+        problems.append(f"search must be one of {SEARCHES}, but got search={search!r}")
+    strengths = data.get("strengths")
+    if strengths is None and search == "adaptive":
+        # the adaptive search starts from a coarse grid (a point per decade) and refines it
+        strengths = {"points_per_decade": 1}
+    grid = _grid(strengths or {}, problems)
+    budgets = _budgets(data.get("budgets", {}), targets, problems)
+    search_options = _search_options(data, problems)
     resources = data.get("resources", {}) or {}
     cpus = resources.get("cpus", 1) if isinstance(resources, dict) else None
     gpus = resources.get("gpus", 0) if isinstance(resources, dict) else None
@@ -215,7 +238,85 @@ def _build(data: dict[str, Any], problems: list[str]) -> SweepConfig | None:
         if data.get("storage_path")
         else None,
         workdir=str(Path(str(data.get("workdir", "morphsweep_runs"))).expanduser().resolve()),
+        search=search,
+        budgets=budgets,
+        **search_options,
     )
+
+
+def _budgets(data: Any, targets: list[Any], problems: list[str]) -> dict[str, tuple[float, ...]]:
+    """``{target: [budget, ...]}``: a fraction of the seed cost (<= 1) or an absolute cost."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        problems.append(
+            f"budgets must map a target to a list of budgets (e.g. {{flops: [0.25]}}), "
+            f"but got budgets={data!r}"
+        )
+        return {}
+    budgets: dict[str, tuple[float, ...]] = {}
+    for target, values in data.items():
+        if target not in TARGETS:
+            problems.append(f"budgets: {target!r} is not a target; known: {TARGETS}")
+            continue
+        if target not in targets:
+            problems.append(
+                f"budgets: {target!r} is not among the sweep's targets {targets}; add it to "
+                f"targets or drop its budgets"
+            )
+            continue
+        values = [values] if isinstance(values, int | float) else values
+        if not isinstance(values, list) or not values:
+            problems.append(f"budgets.{target} must be a non-empty list, but got {values!r}")
+            continue
+        bad = [v for v in values if not _positive(v)]
+        if bad:
+            problems.append(
+                f"budgets.{target}: every budget must be > 0 (a fraction of the seed cost <= 1, "
+                f"or an absolute cost > 1), but got {bad!r}"
+            )
+            continue
+        budgets[target] = tuple(sorted({float(v) for v in values}, reverse=True))
+    return budgets
+
+
+def _search_options(data: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """max_trials, budget_tolerance and the early-stopping settings, checked."""
+    max_trials = data.get("max_trials", 8)
+    if not (isinstance(max_trials, int) and not isinstance(max_trials, bool) and max_trials >= 1):
+        problems.append(
+            f"max_trials (per algorithm x target x seed) must be an integer >= 1, but got "
+            f"max_trials={max_trials!r}"
+        )
+    tolerance = data.get("budget_tolerance", 0.05)
+    if not (_positive(tolerance) and tolerance < 1):
+        problems.append(
+            f"budget_tolerance is relative and must be in (0, 1), but got "
+            f"budget_tolerance={tolerance!r}"
+        )
+    early_stop = data.get("early_stop", "degenerate")
+    if early_stop is False or early_stop is None:
+        early_stop = "off"  # YAML reads a bare `off` as False
+    if early_stop not in EARLY_STOPS:
+        problems.append(f"early_stop must be one of {EARLY_STOPS}, but got {early_stop!r}")
+    after = data.get("early_stop_after", 0.5)
+    if not (_positive(after) and after <= 1):
+        problems.append(
+            f"early_stop_after is a share of the structure-learning epochs and must be in "
+            f"(0, 1], but got early_stop_after={after!r}"
+        )
+    margin = data.get("dominated_margin", 0.05)
+    if not (isinstance(margin, int | float) and not isinstance(margin, bool) and 0 <= margin < 1):
+        problems.append(
+            f"dominated_margin is an accuracy margin in [0, 1), but got dominated_margin={margin!r}"
+        )
+    return {
+        "max_trials": max_trials if isinstance(max_trials, int) else 8,
+        "budget_tolerance": float(tolerance) if _positive(tolerance) else 0.05,
+        "early_stop": early_stop,
+        "early_stop_after": float(after) if _positive(after) else 0.5,
+        "dominated_margin": float(margin) if isinstance(margin, int | float) else 0.05,
+    }
 
 
 def _positive(value: Any) -> bool:

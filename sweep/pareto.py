@@ -9,7 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["NoTrialMeetsConstraint", "ParetoResult", "pareto_front", "pick"]
+__all__ = [
+    "NoTrialMeetsConstraint",
+    "ParetoResult",
+    "budget_report",
+    "pareto_front",
+    "parse_budget",
+    "pick",
+]
 
 # Columns this module adds; recomputing on a table that already has them replaces them.
 _ADDED = ("pareto", "rank", "knee")
@@ -328,3 +335,79 @@ def pick(
         message = f"no trial{where} meets {accuracy} >= {limit:.6g}"
         raise NoTrialMeetsConstraint(message + _describe(closest, cost, accuracy), closest)
     return candidates.iloc[0]
+
+
+BUDGET_COLUMNS = [
+    "target",
+    "budget",
+    "budget_cost",
+    "best_trial",
+    "best_cost",
+    "best_accuracy",
+    "best_distance",
+    "closest_trial",
+    "closest_distance",
+    "best_run_id",
+]
+
+
+def budget_report(
+    table: pd.DataFrame,
+    budgets: dict[str, list[float]],
+    seed_costs: dict[str, float],
+    *,
+    cost: str = "cost",
+    accuracy: str = "accuracy",
+) -> pd.DataFrame:
+    """Per target and budget: the most accurate trial within it, and the trial closest to it.
+
+    A budget <= 1 is a fraction of the seed cost, else an absolute cost. Distances are relative:
+    ``cost / budget - 1`` (negative: under the budget).
+
+    Args:
+        table: one row per trial with ``target``, ``trial_id``, cost and accuracy columns.
+        budgets: the budgets of each target.
+        seed_costs: the seed network's cost of each target.
+    """
+    rows = []
+    for target, values in budgets.items():
+        valid = table[(table["target"] == target)].dropna(subset=[cost, accuracy])
+        for budget in values:
+            limit = budget * seed_costs[target] if budget <= 1 else budget
+            row: dict[str, object] = {"target": target, "budget": budget, "budget_cost": limit}
+            within = valid[valid[cost] <= limit].sort_values(
+                [accuracy, cost], ascending=[False, True], kind="mergesort"
+            )
+            if not within.empty:
+                best = within.iloc[0]
+                row |= {
+                    "best_trial": best["trial_id"],
+                    "best_cost": float(best[cost]),
+                    "best_accuracy": float(best[accuracy]),
+                    "best_distance": float(best[cost]) / limit - 1,
+                    "best_run_id": best.get("run_id"),
+                }
+            if not valid.empty:
+                distance = (valid[cost] / limit - 1).abs()
+                closest = valid.loc[distance.idxmin()]
+                row |= {
+                    "closest_trial": closest["trial_id"],
+                    "closest_distance": float(closest[cost]) / limit - 1,
+                }
+            rows.append(row)
+    return pd.DataFrame(rows, columns=BUDGET_COLUMNS)
+
+
+def parse_budget(text: str) -> tuple[str, float]:
+    """``"flops=0.25"`` -> ("flops", 0.25); a clear error naming the bad part otherwise."""
+    target, sep, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not sep or not target or not math.isfinite(number) or number <= 0:
+        raise ValueError(
+            f"--budget takes TARGET=VALUE with VALUE > 0 (a fraction of the seed cost <= 1, or "
+            f"an absolute cost), e.g. --budget flops=0.25, but got {text!r}"
+        )
+    return target.strip(), number

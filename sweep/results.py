@@ -11,8 +11,20 @@ from typing import Any
 
 import pandas as pd
 
-from .pareto import ParetoResult, pareto_front
-from .tracking import PARENT_ID, TAG_KNEE, TAG_PARETO, TAG_REASON, TAG_ROLE, TAG_TRIAL, SweepTracker
+from .pareto import ParetoResult, budget_report, pareto_front
+from .tracking import (
+    PARENT_ID,
+    TAG_BUDGETS,
+    TAG_KNEE,
+    TAG_PARETO,
+    TAG_REASON,
+    TAG_ROLE,
+    TAG_SEED_COSTS,
+    TAG_STOPPED,
+    TAG_STOPPED_REASON,
+    TAG_TRIAL,
+    SweepTracker,
+)
 
 COLUMNS = [
     "trial_id",
@@ -28,6 +40,7 @@ COLUMNS = [
     "seed_cost",
     "cost_fraction",
     "failure_reason",
+    "stopped",
     "run_id",
     "run_url",
 ]
@@ -80,7 +93,10 @@ def results_table(tracking_uri: str, sweep: str) -> pd.DataFrame:
                 "accuracy": metrics.get("retrained_val_accuracy", float("nan")),
                 "seed_cost": metrics.get("seed_cost", float("nan")),
                 "cost_fraction": metrics.get("cost_fraction", float("nan")),
-                "failure_reason": run.data.tags.get(TAG_REASON, ""),
+                "failure_reason": run.data.tags.get(
+                    TAG_REASON, run.data.tags.get(TAG_STOPPED_REASON, "")
+                ),
+                "stopped": run.data.tags.get(TAG_STOPPED, ""),
                 "run_id": run.info.run_id,
                 "run_url": f"{base.rstrip('/')}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}",
             }
@@ -89,6 +105,41 @@ def results_table(tracking_uri: str, sweep: str) -> pd.DataFrame:
     # failed or unfinished trials stay in the table but never enter the front
     table.loc[table["status"] != "FINISHED", ["cost", "accuracy"]] = float("nan")
     return table.sort_values(["target", "algorithm", "cost"], kind="stable").reset_index(drop=True)
+
+
+def sweep_budgets(tracking_uri: str, sweep: str) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """The budgets and seed costs a sweep ran with (tags of its parent run)."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(sweep)
+    if experiment is None:
+        raise SweepNotFound(f"no sweep named {sweep!r} in {tracking_uri}")
+    parents = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`{TAG_ROLE}` = 'parent'"
+    )
+    tags = parents[0].data.tags if parents else {}
+    return json.loads(tags.get(TAG_BUDGETS, "{}")), json.loads(tags.get(TAG_SEED_COSTS, "{}"))
+
+
+def budget_table(
+    tracking_uri: str, sweep: str, budgets: dict[str, list[float]] | None = None
+) -> pd.DataFrame:
+    """The best trial within each budget (the sweep's own, or ``budgets``) and its distance."""
+    saved, costs = sweep_budgets(tracking_uri, sweep)
+    table = results_table(tracking_uri, sweep)
+    for target in budgets or saved:
+        if target not in costs:
+            rows = table[(table["target"] == target) & (table["seed_cost"].notna())]
+            if rows.empty:
+                known = sorted(set(table["target"]))
+                raise ValueError(
+                    f"sweep {sweep!r} has no finished trial for target {target!r}; its targets: {known}"
+                )
+            costs[target] = float(rows["seed_cost"].median())
+    return budget_report(table, budgets or saved, costs)
 
 
 def front(tracking_uri: str, sweep: str) -> ParetoResult:
@@ -128,6 +179,11 @@ def publish_pareto(tracker: SweepTracker, config: Any) -> dict[str, Any]:
             )
             tracker.log_artifact(None, png, "pareto")
             tracker.log_artifact(None, html, "pareto")
+        if config.budgets:
+            report = budget_table(tracker.uri, tracker.sweep)
+            report.to_csv(out / "budgets.csv", index=False)
+            tracker.log_artifact(None, out / "budgets.csv", "pareto")
+            _log_budgets(tracker, report)
     for _, row in result.table.iterrows():
         if row["status"] == "FINISHED":
             tracker.set_tags(
@@ -138,6 +194,39 @@ def publish_pareto(tracker: SweepTracker, config: Any) -> dict[str, Any]:
                 },
             )
     return {"results": int(len(table)), "pareto": int(result.table["pareto"].sum())}
+
+
+def _log_budgets(tracker: SweepTracker, report: pd.DataFrame) -> None:
+    """Per budget on the parent run: the best trial (tag), its accuracy and distance (metrics)."""
+    metrics = {}
+    for _, row in report.iterrows():
+        key = f"budget/{row['target']}/{row['budget']:.4g}"
+        if isinstance(row["best_trial"], str):
+            tracker.set_tags(None, {f"{key}/best_trial": row["best_trial"]})
+            metrics[f"{key}/best_accuracy"] = float(row["best_accuracy"])
+            metrics[f"{key}/best_distance"] = float(row["best_distance"])
+        if isinstance(row["closest_trial"], str):
+            metrics[f"{key}/closest_distance"] = float(row["closest_distance"])
+    tracker.log_parent_metrics(metrics)
+
+
+def format_budgets(report: pd.DataFrame) -> str:
+    """Per budget: the most accurate trial within it and how far under the budget it is."""
+    lines = []
+    for _, row in report.iterrows():
+        budget = f"{row['budget']:.0%} of seed" if row["budget"] <= 1 else f"{row['budget']:.4g}"
+        head = f"{row['target']} <= {budget} ({row['budget_cost']:.4g})"
+        if isinstance(row["best_trial"], str):
+            text = (
+                f"best {row['best_trial']}: cost {row['best_cost']:.4g} "
+                f"({row['best_distance']:+.1%} from the budget), accuracy {row['best_accuracy']:.4f}"
+            )
+        else:
+            text = "no trial within the budget"
+        if isinstance(row["closest_trial"], str):
+            text += f"; closest {row['closest_trial']} ({row['closest_distance']:+.1%})"
+        lines.append(f"{head}: {text}")
+    return "\n".join(lines)
 
 
 def _cost_label(target: str, config: Any) -> str:

@@ -60,8 +60,42 @@ def seed_costs(config: SweepConfig) -> dict[str, float]:
     return costs
 
 
-def _fmt(x: float) -> str:
+def fmt_multiplier(x: float) -> str:
+    """A multiplier as trial ids spell it (3 significant digits)."""
     return f"{x:.3g}".replace("+", "")
+
+
+def strength_trial(
+    config: SweepConfig,
+    algorithm: str,
+    target: str,
+    seed: int,
+    multiplier: float,
+    costs: dict[str, float],
+) -> TrialSpec:
+    """The MorphNet trial at strength ``multiplier / seed cost`` of ``target``."""
+    trial_id = f"{algorithm}-{target}-m{fmt_multiplier(multiplier)}-s{seed}"
+    strength = multiplier / costs[target]
+    trial = {
+        **config.trial,
+        "algorithm": algorithm,
+        "target": target,
+        "seed": seed,
+        "strength": strength,
+        "multiplier": multiplier,
+    }
+    return TrialSpec(trial_id, algorithm, target, seed, multiplier, strength, None, trial)
+
+
+def baseline_trials(config: SweepConfig, target: str) -> list[TrialSpec]:
+    """The uniform-width baseline of ``target``: every width x seed."""
+    trials = []
+    for width in config.baseline_widths:
+        for seed in config.seeds:
+            trial_id = f"{BASELINE}-{target}-w{fmt_multiplier(width)}-s{seed}"
+            trial = {**config.trial, "target": target, "seed": seed, "baseline_width": width}
+            trials.append(TrialSpec(trial_id, BASELINE, target, seed, None, None, width, trial))
+    return trials
 
 
 def build_trials(config: SweepConfig, costs: dict[str, float]) -> list[TrialSpec]:
@@ -71,24 +105,8 @@ def build_trials(config: SweepConfig, costs: dict[str, float]) -> list[TrialSpec
         for algorithm in config.algorithms:
             for multiplier in config.strengths.multipliers(algorithm):
                 for seed in config.seeds:
-                    trial_id = f"{algorithm}-{target}-m{_fmt(multiplier)}-s{seed}"
-                    strength = multiplier / costs[target]
-                    trial = {
-                        **config.trial,
-                        "algorithm": algorithm,
-                        "target": target,
-                        "seed": seed,
-                        "strength": strength,
-                        "multiplier": multiplier,
-                    }
                     trials.append(
-                        TrialSpec(
-                            trial_id, algorithm, target, seed, multiplier, strength, None, trial
-                        )
+                        strength_trial(config, algorithm, target, seed, multiplier, costs)
                     )
-        for width in config.baseline_widths:
-            for seed in config.seeds:
-                trial_id = f"{BASELINE}-{target}-w{_fmt(width)}-s{seed}"
-                trial = {**config.trial, "target": target, "seed": seed, "baseline_width": width}
-                trials.append(TrialSpec(trial_id, BASELINE, target, seed, None, None, width, trial))
+        trials.extend(baseline_trials(config, target))
     return trials

@@ -22,6 +22,11 @@ TAG_KNEE = "morphsweep.knee"
 TAG_REASON = "morphsweep.failure_reason"
 TAG_NODE = "morphsweep.node_id"
 TAG_NODE_IP = "morphsweep.node_ip"
+TAG_STOPPED = "morphsweep.stopped"
+TAG_STOPPED_REASON = "morphsweep.stopped_reason"
+TAG_BUDGETS = "morphsweep.budgets"
+TAG_SEED_COSTS = "morphsweep.seed_costs"
+TAG_SEARCH = "morphsweep.search"
 PARENT_ID = "mlflow.parentRunId"
 
 
@@ -113,7 +118,13 @@ class SweepTracker:
         }
 
     def finished_trials(self) -> set[str]:
-        return {tid for tid, run in self.children().items() if run.info.status == "FINISHED"}
+        """Trials that need not run again: finished, or stopped early as hopeless."""
+        return {
+            tid
+            for tid, run in self.children().items()
+            if run.info.status == "FINISHED"
+            or (run.info.status == "KILLED" and TAG_STOPPED in run.data.tags)
+        }
 
     def start(self, trial_id: str, params: Mapping[str, Any] | None = None) -> str:
         """Open a trial's child run (RUNNING): reuse it if the sweep ran before, else create it."""
@@ -193,6 +204,47 @@ class SweepTracker:
         if reason:
             self.client.set_tag(run_id, TAG_REASON, reason[-5000:])
         self.client.set_terminated(run_id, status=status)
+
+    # ----- the parent run's view of the sweep -----------------------------------------------
+    def log_sweep(self, config: Any, costs: Mapping[str, float]) -> None:
+        """The search, budgets and seed costs, as parent tags (pick and pareto read them)."""
+        import json
+
+        self.set_tags(
+            None,
+            {
+                TAG_SEARCH: config.search,
+                TAG_BUDGETS: json.dumps({t: list(v) for t, v in config.budgets.items()}),
+                TAG_SEED_COSTS: json.dumps(dict(costs)),
+            },
+        )
+
+    def log_search_summary(self, rows: list[dict[str, Any]]) -> None:
+        """Per algorithm, target, seed and budget: the trials the adaptive search needed."""
+        metrics = {}
+        for row in rows:
+            key = f"search/{row['algorithm']}/{row['target']}/s{row['seed']}/b{row['budget_fraction']:.4g}"
+            metrics[f"{key}/trials"] = row["trials"]
+            if row["trials_to_meet"] is not None:
+                metrics[f"{key}/trials_to_meet"] = row["trials_to_meet"]
+        self.log_parent_metrics(metrics)
+
+    def log_early_stops(self) -> tuple[int, int]:
+        """Trials stopped early and epochs saved, over the whole sweep (resumed runs too)."""
+        runs = [r for r in self.children().values() if TAG_STOPPED in r.data.tags]
+        saved = sum(int(r.data.metrics.get("epochs_saved", 0)) for r in runs)
+        self.log_parent_metrics(
+            {"early_stop/trials_stopped": len(runs), "early_stop/epochs_saved": saved}
+        )
+        return len(runs), saved
+
+    def log_parent_metrics(self, metrics: Mapping[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if math.isfinite(v)]
+        for start in range(0, len(batch), 900):  # MLflow takes at most 1000 metrics a batch
+            self.client.log_batch(self.parent_id, metrics=batch[start : start + 900])
 
     def finish_sweep(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.parent_id, status=status)

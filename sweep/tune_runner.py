@@ -14,8 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from .config import SweepConfig
-from .space import TrialSpec, build_trials, seed_costs
-from .tracking import TAG_NODE, TAG_NODE_IP, SweepTracker, check_tracking
+from .space import TrialSpec, baseline_trials, build_trials, seed_costs
+from .tracking import (
+    TAG_NODE,
+    TAG_NODE_IP,
+    TAG_STOPPED,
+    TAG_STOPPED_REASON,
+    SweepTracker,
+    check_tracking,
+)
 
 # What Tune adds to every result; the trial's own metrics are the rest.
 TUNE_KEYS = {
@@ -128,7 +135,8 @@ def trainable(config: dict[str, Any], specs: dict[str, dict[str, Any]], cpus: fl
     from trainers.trial import run_trial
 
     _setup_tensorflow(cpus)
-    spec = specs[config["trial_id"]]
+    # a grid sweep passes every trial up front; the adaptive search puts it in the config
+    spec = specs.get(config["trial_id"]) or config
     output_dir = Path(spec["output_dir"])
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None and not (output_dir / "checkpoint" / "state.json").is_file():
@@ -148,7 +156,9 @@ def trainable(config: dict[str, Any], specs: dict[str, dict[str, Any]], cpus: fl
 
 
 # ----- on the driver -----------------------------------------------------------------------------
-def _tracking_callback(tracker: SweepTracker, specs: dict[str, TrialSpec]) -> Any:
+def _tracking_callback(
+    tracker: SweepTracker, specs: dict[str, TrialSpec], scheduler: Any = None
+) -> Any:
     from ray import tune
 
     class TrackingCallback(tune.Callback):
@@ -221,6 +231,15 @@ def _tracking_callback(tracker: SweepTracker, specs: dict[str, TrialSpec]) -> An
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             trial_id = self._id(trial)
             reason = self.failures.pop(trial_id, None)
+            stop = scheduler.stopped.get(trial_id) if scheduler is not None else None
+            if stop is not None and not reason:
+                # stopped during structure learning: KILLED, with the kind and the reason
+                tracker.set_tags(
+                    trial_id, {TAG_STOPPED: stop.kind, TAG_STOPPED_REASON: stop.reason}
+                )
+                tracker.log_metrics(trial_id, {"epochs_saved": stop.epochs_saved}, step=0)
+                tracker.finish(trial_id, "KILLED")
+                return
             tracker.finish(trial_id, "FAILED" if reason else "FINISHED", reason)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -250,30 +269,81 @@ def run_sweep(
     check_address(address)
     tracker = SweepTracker(config.resolved_tracking_uri, config.name, config.artifact_root)
     costs = seed_costs(config)
-    specs = build_trials(config, costs)
+    tracker.log_sweep(config, costs)
     done = tracker.finished_trials()
-    todo = [s for s in specs if s.trial_id not in done]
-    print(
-        f"sweep {config.name!r}: {len(specs)} trials ({len(done & {s.trial_id for s in specs})} already finished), "
-        f"seed cost {', '.join(f'{t}={c:.4g}' for t, c in costs.items())}",
-        flush=True,
-    )
-    if todo:
-        _tune(config, todo, tracker, address, verbose)
+    seed_text = ", ".join(f"{t}={c:.4g}" for t, c in costs.items())
+    search = None
+    if config.search == "adaptive":
+        search = _adaptive_search(config, costs, tracker)
+        todo: list[TrialSpec] = []
+        print(
+            f"sweep {config.name!r}: adaptive search, up to {config.max_trials} trials per "
+            f"algorithm x target x seed ({len(done)} already finished), seed cost {seed_text}",
+            flush=True,
+        )
+    else:
+        specs = build_trials(config, costs)
+        todo = [s for s in specs if s.trial_id not in done]
+        print(
+            f"sweep {config.name!r}: {len(specs)} trials "
+            f"({len(done & {s.trial_id for s in specs})} already finished), seed cost {seed_text}",
+            flush=True,
+        )
+    stats: dict[str, Any] = {"ran": 0, "stopped": 0, "epochs_saved": 0}
+    if todo or (search is not None and not search.finished()):
+        stats = _tune(config, todo, tracker, address, verbose, search)
     from .results import publish_pareto
 
     summary = publish_pareto(tracker, config)
+    if search is not None:
+        summary["search"] = search.summary()
+        tracker.log_search_summary(summary["search"])
+    stats["stopped"], stats["epochs_saved"] = tracker.log_early_stops()
     from dashboards.page import publish_dashboard
 
     publish_dashboard(tracker)
     tracker.finish_sweep()
+    trials = len(tracker.children())
     return {
         "experiment_id": tracker.experiment_id,
         "parent_run_id": tracker.parent_id,
-        "trials": len(specs),
-        "ran": len(todo),
+        "trials": trials,
+        **stats,
         **summary,
     }
+
+
+def _adaptive_search(config: SweepConfig, costs: dict[str, float], tracker: SweepTracker) -> Any:
+    """The budget search, restored from its saved state and from what MLflow holds."""
+    from .adaptive import BudgetSearch
+
+    fixed = [s for t in config.targets for s in baseline_trials(config, t)]
+    search = BudgetSearch(config, costs, fixed)
+    path = search_state_path(config)
+    if path.is_file():
+        search.restore(path)
+    # a trial that ended after the state was last written: its result is in MLflow
+    for trial_id, run in tracker.children().items():
+        if trial_id in search.specs and not search.known(trial_id) and _ended(run):
+            metrics = run.data.metrics
+            if metrics.get("cost_fraction") is not None:
+                cost = metrics.get("cost_fraction")
+            else:
+                cost = metrics.get("learn/predicted_fraction")
+            search.record(trial_id, cost, metrics.get("retrained_val_accuracy"))
+    search.save(path)
+    return search
+
+
+def _ended(run: Any) -> bool:
+    return run.info.status == "FINISHED" or (
+        run.info.status == "KILLED" and TAG_STOPPED in run.data.tags
+    )
+
+
+def search_state_path(config: SweepConfig) -> Path:
+    """Where the adaptive search keeps its state between driver runs."""
+    return Path(config.resolved_storage_path) / config.name / "adaptive_search.json"
 
 
 def _tune(
@@ -282,13 +352,17 @@ def _tune(
     tracker: SweepTracker,
     address: str | None,
     verbose: int,
-) -> None:
+    search: Any = None,
+) -> dict[str, Any]:
     import os
 
     # a checkpoint every epoch is by design; Tune's warning about it is noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     import ray
     from ray import tune
+
+    from .early_stop import EarlyStopRule
+    from .tune_search import AdaptiveSearcher, EarlyStopScheduler
 
     if not ray.is_initialized():
         if address:
@@ -304,37 +378,68 @@ def _tune(
     except FileNotFoundError:  # inside a Ray job whose working_dir was already cleaned up
         previous = None
     os.chdir(config.resolved_storage_path)
-    specs = {s.trial_id: s for s in todo}
-    space = {
-        s.trial_id: {
+
+    def entry(s: TrialSpec) -> dict[str, Any]:
+        return {
             "trial_id": s.trial_id,
             "output_dir": str(trials_dir / s.trial_id),
             "config": s.config,
         }
-        for s in todo
-    }
+
+    specs: dict[str, TrialSpec] = (
+        search.specs if search is not None else {s.trial_id: s for s in todo}
+    )
+    scheduler = None
+    if config.early_stop != "off":
+        rule = EarlyStopRule(
+            after=config.early_stop_after,
+            dominated=config.early_stop == "dominated",
+            margin=config.dominated_margin,
+        )
+        scheduler = EarlyStopScheduler(rule, specs.get)
     resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
+    if search is not None:
+        space: dict[str, Any] = {}
+        searcher = AdaptiveSearcher(search, search_state_path(config), entry)
+        tune_config = tune.TuneConfig(
+            search_alg=searcher,
+            num_samples=-1,
+            scheduler=scheduler,
+            max_concurrent_trials=config.max_concurrent,
+            reuse_actors=False,
+        )
+        param_space = None
+    else:
+        space = {s.trial_id: entry(s) for s in todo}
+        tune_config = tune.TuneConfig(
+            scheduler=scheduler, max_concurrent_trials=config.max_concurrent, reuse_actors=False
+        )
+        param_space = {"trial_id": tune.grid_search(list(space))}
     function = tune.with_parameters(trainable, specs=space, cpus=config.cpus_per_trial)
     tuner = tune.Tuner(
         tune.with_resources(function, resources),
-        param_space={"trial_id": tune.grid_search(list(space))},
-        tune_config=tune.TuneConfig(
-            max_concurrent_trials=config.max_concurrent, reuse_actors=False
-        ),
+        param_space=param_space,
+        tune_config=tune_config,
         run_config=tune.RunConfig(
             name=config.name,
             storage_path=config.resolved_storage_path,
             failure_config=tune.FailureConfig(max_failures=config.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[_tracking_callback(tracker, specs)],
+            callbacks=[_tracking_callback(tracker, specs, scheduler)],
             verbose=verbose,
         ),
     )
     try:
-        tuner.fit()
+        grid = tuner.fit()
     finally:
         if previous is not None and Path(previous).is_dir():
             os.chdir(previous)
+    stopped = scheduler.stopped if scheduler is not None else {}
+    return {
+        "ran": len(grid),
+        "stopped": len(stopped),
+        "epochs_saved": sum(s.epochs_saved for s in stopped.values()),
+    }
 
 
 __all__ = ["build_trials", "run_sweep", "trainable"]

@@ -388,6 +388,7 @@ class _Trial:
             )
             metrics.update({f"alive/{name}": float(v.mean()) for name, v in alive.items()})
             metrics["strength"] = self.strength
+            metrics.update(self._predicted_now())
         self.history.append(metrics)
         state = {
             "phase": phase,
@@ -402,6 +403,28 @@ class _Trial:
         optimizer = self.optimizer if phase == LEARN else self.retrain_optimizer
         checkpoint = self.ckpt.save(model, optimizer, state)
         self.reporter.report(metrics, checkpoint)
+
+    def _predicted_now(self) -> dict[str, float]:
+        """The cost of the structure if learning stopped now, and whether it can be rebuilt."""
+        from .morphnet.widths import keep_full_width, output_layers, structure_cost
+
+        structure = keep_full_width(
+            self.regularizer.structure(step=self.step), output_layers(self.seed_graph)
+        )
+        predicted = structure_cost(self.seed_graph, structure, self.target)
+        collapsed = predicted <= 0
+        if not collapsed and any(s.alive == 0 for s in structure.layers.values()):
+            from .morphnet.tfkeras import apply_structure
+
+            try:  # dead layers consumed only by merges vanish; anywhere else the net is cut
+                apply_structure(self.seed_model, structure)
+            except StructureError:
+                collapsed = True
+        return {
+            "predicted_cost": float(predicted),
+            "predicted_fraction": float(predicted / self.seed_cost) if self.seed_cost else 1.0,
+            "collapsed": float(collapsed),
+        }
 
     def rebuild(self) -> Any:
         from .morphnet.tfkeras import apply_structure

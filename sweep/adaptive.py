@@ -1,0 +1,338 @@
+"""Budget-driven strength search: where to put the next trial, from the results so far.
+
+Pure logic, no Ray: ``BudgetSearch`` holds every suggestion made and every result received, and
+``next_suggestion()`` says what to run next. The Ray Tune ``Searcher`` in ``tune_search.py`` only
+translates Tune's calls into these.
+
+Per (algorithm, target, seed) *group* the search works on x = log(multiplier) and
+y = log(cost fraction), the map MorphNet makes monotone (decreasing) in practice:
+
+1. a small initial log grid around the algorithm's centre (multiplier / seed cost);
+2. toward each budget in turn: secant between the points bracketing it (clamped inside the
+   bracket), or a step of at most ``MAX_STEP`` decades past the last point while it is not
+   bracketed; a budget is *met* when a trial's cost is within ``tolerance`` (relative) of it;
+3. once every budget is met (or cannot be refined further), the widest gap, in log cost, between
+   neighbours on the group's cost-accuracy front.
+
+A group proposes one adaptive point at a time and only when none of its trials is pending, so its
+suggestions depend on its results alone, not on the order trials finish in: a restarted driver
+that restores the state (or reads the same results back) makes the same suggestions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .space import BASELINE, TrialSpec, fmt_multiplier, strength_trial
+
+MAX_STEP = 1.0  # decades: the farthest an unbracketed step goes past the last point
+MIN_STEP = 0.25  # decades: the shortest
+MIN_WIDTH = math.log(1.02)  # a bracket narrower than 2% in multiplier cannot be refined
+FLOOR = 1e-4  # cost fraction standing for a collapsed (zero-cost) network on the log scale
+
+SCHEMA = 1
+
+
+@dataclass
+class Point:
+    """One finished trial of a group, as the search sees it."""
+
+    trial_id: str
+    multiplier: float
+    cost_fraction: float | None  # None: the trial failed before reporting a cost
+    accuracy: float | None  # retrained accuracy; None when the trial was stopped early
+
+
+@dataclass
+class BudgetStatus:
+    """Progress of one group toward one budget (a cost fraction of the seed's)."""
+
+    fraction: float
+    met_by: str | None = None  # the first trial within tolerance
+    trials_to_meet: int | None = None  # how many of the group's trials it took
+    stalled: bool = False  # the bracket became too narrow to refine
+
+
+@dataclass
+class Group:
+    """The search of one (algorithm, target, seed)."""
+
+    algorithm: str
+    target: str
+    seed: int
+    initial: list[float]
+    budgets: list[BudgetStatus]
+    suggested: list[str] = field(default_factory=list)  # trial ids, in order
+    multipliers: dict[str, float] = field(default_factory=dict)  # of each suggested trial
+    points: dict[str, Point] = field(default_factory=dict)
+    done: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.algorithm}-{self.target}-s{self.seed}"
+
+    def pending(self) -> list[str]:
+        return [t for t in self.suggested if t not in self.points]
+
+
+def _log_fraction(point: Point) -> float:
+    assert point.cost_fraction is not None
+    return math.log(max(point.cost_fraction, FLOOR))
+
+
+def next_multiplier(group: Group, tolerance: float) -> float | None:
+    """The multiplier a group should try next, or None when it has nothing left to try."""
+    points = [p for p in group.points.values() if p.cost_fraction is not None]
+    if not points:
+        return None
+    tried = {fmt_multiplier(p.multiplier) for p in group.points.values()}
+    for budget in group.budgets:
+        _mark_met(group, budget, points, tolerance)
+        if budget.met_by or budget.stalled:
+            continue
+        x = toward_budget(points, budget.fraction)
+        if x is None or fmt_multiplier(math.exp(x)) in tried:
+            budget.stalled = True
+            continue
+        return math.exp(x)
+    for x in front_gaps(points):
+        if fmt_multiplier(math.exp(x)) not in tried:
+            return math.exp(x)
+    return None
+
+
+def _mark_met(group: Group, budget: BudgetStatus, points: list[Point], tolerance: float) -> None:
+    if budget.met_by:
+        return
+    for trial_id in group.suggested:
+        point = group.points.get(trial_id)
+        if point and point.cost_fraction is not None:
+            if abs(point.cost_fraction / budget.fraction - 1) <= tolerance:
+                budget.met_by = trial_id
+                budget.trials_to_meet = group.suggested.index(trial_id) + 1
+                return
+
+
+def toward_budget(points: list[Point], fraction: float) -> float | None:
+    """log(multiplier) of the next trial toward ``fraction`` (cost falls as strength grows)."""
+    target = math.log(fraction)
+    xs = sorted(points, key=lambda p: p.multiplier)
+    above = [p for p in xs if _log_fraction(p) > target]  # too expensive: need more strength
+    below = [p for p in xs if _log_fraction(p) <= target]
+    if above and below:
+        lo = max(above, key=lambda p: p.multiplier)  # the strongest still above the budget
+        hi = min(below, key=lambda p: p.multiplier)  # the weakest already below it
+        x0, x1 = math.log(lo.multiplier), math.log(hi.multiplier)
+        y0, y1 = _log_fraction(lo), _log_fraction(hi)
+        left, right = min(x0, x1), max(x0, x1)
+        if right - left < MIN_WIDTH:
+            return None
+        x = x0 + (target - y0) * (x1 - x0) / (y1 - y0) if y1 != y0 else (x0 + x1) / 2
+        # safeguarded secant: stay well inside the bracket (a flat or noisy map falls back
+        # toward bisection instead of re-trying an end point)
+        margin = 0.15 * (right - left)
+        return min(max(x, left + margin), right - margin)
+    ten = math.log(10)
+    if above:  # every trial is too expensive: step up in strength
+        ordered, direction = xs[::-1], 1.0
+    else:  # every trial is below the budget: step down
+        ordered, direction = xs, -1.0
+    edge = ordered[0]
+    step = MAX_STEP * ten
+    if len(ordered) >= 2:
+        other = ordered[1]
+        dx = math.log(edge.multiplier) - math.log(other.multiplier)
+        dy = _log_fraction(edge) - _log_fraction(other)
+        if dx and dy / dx < 0:  # a usable (decreasing) slope: extrapolate along it
+            step = abs((target - _log_fraction(edge)) * dx / dy)
+    step = min(max(step, MIN_STEP * ten), MAX_STEP * ten)
+    return math.log(edge.multiplier) + direction * step
+
+
+def front_gaps(points: list[Point]) -> list[float]:
+    """Midpoints (log multiplier) of the group's front neighbours, widest cost gap first."""
+    scored = [p for p in points if p.accuracy is not None and p.cost_fraction is not None]
+    scored.sort(key=lambda p: (p.cost_fraction, -(p.accuracy or 0.0)))
+    front: list[Point] = []
+    for p in scored:  # by rising cost, a point is on the front when it beats every cheaper one
+        if not front or (p.accuracy or 0.0) > (front[-1].accuracy or 0.0):
+            front.append(p)
+    gaps = []
+    for a, b in zip(front, front[1:], strict=False):
+        width = _log_fraction(b) - _log_fraction(a)
+        middle = (math.log(a.multiplier) + math.log(b.multiplier)) / 2
+        gaps.append((width, middle))
+    return [x for _, x in sorted(gaps, key=lambda g: -g[0])]
+
+
+class BudgetSearch:
+    """Every group's search, plus the fixed trials (baselines) run first.
+
+    Args:
+        config: the sweep config (algorithms, targets, seeds, budgets, max_trials, tolerance).
+        costs: the seed cost of each target.
+        fixed: trials to run as they are (the uniform-width baselines).
+    """
+
+    def __init__(self, config: Any, costs: dict[str, float], fixed: list[TrialSpec]) -> None:
+        self.config = config
+        self.costs = costs
+        self.fixed = list(fixed)
+        self.fixed_done: set[str] = set()
+        self.groups: dict[str, Group] = {}
+        for target in config.targets:
+            fractions = [b / costs[target] for b in config.budget_costs(target, costs[target])]
+            for algorithm in config.algorithms:
+                for seed in config.seeds:
+                    group = Group(
+                        algorithm,
+                        target,
+                        seed,
+                        config.strengths.multipliers(algorithm),
+                        [BudgetStatus(f) for f in fractions],
+                    )
+                    self.groups[group.key] = group
+        self.specs: dict[str, TrialSpec] = {s.trial_id: s for s in self.fixed}
+        self.order: list[str] = []  # every suggestion, in the order made
+
+    # ----- suggestions --------------------------------------------------------------------
+    def next_suggestion(self) -> TrialSpec | None:
+        """The next trial to run, or None when nothing can be suggested until a result arrives."""
+        for spec in self.fixed:
+            if spec.trial_id not in self.order:
+                return self._suggest(spec)
+        for group in self.groups.values():
+            found = self._from_group(group)
+            if found is not None:
+                return found
+        return None
+
+    def finished(self) -> bool:
+        """Nothing is pending and no group has anything left to try (after a None suggestion)."""
+        fixed = all(s.trial_id in self.order for s in self.fixed)
+        return fixed and not self.pending() and all(g.done for g in self.groups.values())
+
+    def _from_group(self, group: Group) -> TrialSpec | None:
+        if group.done:
+            return None
+        for multiplier in group.initial:
+            trial_id = self._trial_id(group, multiplier)
+            if trial_id not in group.suggested:
+                return self._suggest(self._spec(group, multiplier), group)
+        if group.pending():
+            return None
+        if len(group.suggested) >= self.config.max_trials:
+            group.done = True
+            return None
+        proposed = next_multiplier(group, self.config.budget_tolerance)
+        if proposed is None:
+            group.done = True
+            return None
+        # the id spells 3 significant digits: the multiplier is exactly what the id says
+        multiplier = float(fmt_multiplier(proposed))
+        return self._suggest(self._spec(group, multiplier), group)
+
+    def _trial_id(self, group: Group, multiplier: float) -> str:
+        return self._spec(group, multiplier).trial_id
+
+    def _spec(self, group: Group, multiplier: float) -> TrialSpec:
+        return strength_trial(
+            self.config, group.algorithm, group.target, group.seed, multiplier, self.costs
+        )
+
+    def _suggest(self, spec: TrialSpec, group: Group | None = None) -> TrialSpec:
+        self.specs[spec.trial_id] = spec
+        self.order.append(spec.trial_id)
+        if group is not None:
+            group.suggested.append(spec.trial_id)
+            group.multipliers[spec.trial_id] = float(spec.multiplier or 0.0)
+        return spec
+
+    # ----- results ------------------------------------------------------------------------
+    def record(self, trial_id: str, cost_fraction: float | None, accuracy: float | None) -> None:
+        """A trial ended: its (rebuilt, else last predicted) cost fraction and its accuracy."""
+        spec = self.specs.get(trial_id)
+        if spec is None:
+            return
+        if spec.algorithm == BASELINE:
+            self.fixed_done.add(trial_id)
+            return
+        group = self.groups[f"{spec.algorithm}-{spec.target}-s{spec.seed}"]
+        group.points[trial_id] = Point(
+            trial_id, float(spec.multiplier or 0.0), cost_fraction, accuracy
+        )
+        for budget in group.budgets:
+            _mark_met(group, budget, [], self.config.budget_tolerance)
+
+    def known(self, trial_id: str) -> bool:
+        return trial_id in self.fixed_done or any(
+            trial_id in g.points for g in self.groups.values()
+        )
+
+    def pending(self) -> list[str]:
+        """Suggested trials with no result yet (re-run first after a restart)."""
+        done = self.fixed_done | {t for g in self.groups.values() for t in g.points}
+        return [t for t in self.order if t not in done]
+
+    # ----- state --------------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "order": list(self.order),
+            "fixed_done": sorted(self.fixed_done),
+            "groups": {k: asdict(g) for k, g in self.groups.items()},
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        if state.get("schema") != SCHEMA:
+            raise ValueError(
+                f"adaptive search state has schema {state.get('schema')!r}, not {SCHEMA}"
+            )
+        self.order = list(state["order"])
+        self.fixed_done = set(state["fixed_done"])
+        for key, saved in state["groups"].items():
+            group = self.groups.get(key)
+            if group is None:
+                continue  # the config no longer has that algorithm / target / seed
+            group.suggested = list(saved["suggested"])
+            group.multipliers = {t: float(m) for t, m in saved["multipliers"].items()}
+            group.points = {t: Point(**p) for t, p in saved["points"].items()}
+            # budgets come from the config; met / stalled / done are worked out again from the
+            # points, the same way, so a changed budget or max_trials takes effect on resume
+            for trial_id in group.suggested:
+                self.specs[trial_id] = self._spec(group, group.multipliers[trial_id])
+
+    def save(self, path: str | Path) -> None:
+        """Write the state as JSON, atomically (a killed driver leaves the old file whole)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.get_state(), indent=1))
+        tmp.replace(path)
+
+    def restore(self, path: str | Path) -> None:
+        self.set_state(json.loads(Path(path).read_text()))
+
+    # ----- report -------------------------------------------------------------------------
+    def summary(self) -> list[dict[str, Any]]:
+        """Per group and budget: the trial that met it, how many trials it took, or why not."""
+        rows = []
+        for group in self.groups.values():
+            for budget in group.budgets:
+                rows.append(
+                    {
+                        "algorithm": group.algorithm,
+                        "target": group.target,
+                        "seed": group.seed,
+                        "budget_fraction": budget.fraction,
+                        "met_by": budget.met_by,
+                        "trials_to_meet": budget.trials_to_meet,
+                        "trials": len(group.suggested),
+                        "stalled": budget.stalled,
+                    }
+                )
+        return rows

@@ -1,0 +1,107 @@
+"""Early stopping of hopeless trials during structure learning; pure logic, no Ray.
+
+``EarlyStopRule.check(trial_id, result)`` reads one per-epoch result of the learn phase and says
+whether to stop the trial, and why:
+
+- *collapsed*: the learned structure cannot be rebuilt (every channel feeding an output is dead)
+  or its cost is zero: more epochs cannot bring it back, the strength is too high;
+- *unmoved*: after ``after`` of the learn epochs the predicted cost is still at least
+  ``unmoved`` of the seed's: the strength is too low for anything to shrink;
+- *dominated* (only with ``dominated=True``): after ``after`` of the learn epochs another
+  trial of the same target has ended its learn phase at no more cost and at least ``margin``
+  more validation accuracy.
+
+The Ray Tune scheduler in ``tune_search.py`` applies it to every result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DEGENERATE = "degenerate"
+DOMINATED = "dominated"
+
+
+@dataclass(frozen=True)
+class Stop:
+    """A decision to stop: the kind (degenerate, dominated), why, and the epochs it saves."""
+
+    kind: str
+    reason: str
+    epochs_saved: int
+
+
+@dataclass
+class EarlyStopRule:
+    """Decides from learn-phase results whether a trial is hopeless.
+
+    Args:
+        after: share of the learn epochs before an unmoved or dominated trial may be stopped.
+        unmoved: a cost fraction at or above this counts as not having moved from the seed.
+        dominated: also stop trials dominated by another trial's learn-phase result.
+        margin: the accuracy margin of domination.
+    """
+
+    after: float = 0.5
+    unmoved: float = 0.98
+    dominated: bool = False
+    margin: float = 0.05
+    learned: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+
+    def check(
+        self, result: dict[str, Any], epochs: int, retrain_epochs: int, target: str = ""
+    ) -> Stop | None:
+        """Stop or not, from one result of a trial with ``epochs`` learn epochs."""
+        if result.get("phase") != "learn":
+            return None
+        epoch = int(result.get("epoch", 0))
+        fraction = _number(result.get("predicted_fraction", result.get("cost_fraction")))
+        saved = max(epochs - epoch, 0) + retrain_epochs
+        if fraction is None:
+            return None
+        if result.get("collapsed") or fraction <= 0:
+            return Stop(
+                DEGENERATE,
+                f"collapsed at learn epoch {epoch}/{epochs}: the learned structure "
+                f"({fraction:.1%} of the seed cost) cannot be rebuilt; the strength "
+                f"{_strength(result)} is too high, try about 10x lower",
+                saved,
+            )
+        if epoch < self.after * epochs or epoch >= epochs:
+            return None
+        if fraction >= self.unmoved:
+            return Stop(
+                DEGENERATE,
+                f"unmoved after learn epoch {epoch}/{epochs}: the cost is still "
+                f"{fraction:.1%} of the seed's; the strength {_strength(result)} is too low, "
+                f"try 10x-100x higher",
+                saved,
+            )
+        accuracy = _number(result.get("val_accuracy"))
+        if self.dominated and accuracy is not None:
+            for cost, best in self.learned.get(target, []):
+                if cost <= fraction and best >= accuracy + self.margin:
+                    return Stop(
+                        DOMINATED,
+                        f"dominated at learn epoch {epoch}/{epochs}: {fraction:.1%} of the seed "
+                        f"cost at validation accuracy {accuracy:.3f}, while another trial "
+                        f"learned {cost:.1%} at {best:.3f}",
+                        saved,
+                    )
+        return None
+
+    def learned_result(self, target: str, fraction: float, accuracy: float) -> None:
+        """A trial ended its learn phase at this cost fraction and validation accuracy."""
+        self.learned.setdefault(target, []).append((fraction, accuracy))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if value == value else None
+
+
+def _strength(result: dict[str, Any]) -> str:
+    value = result.get("strength")
+    return f"{value:.3g}" if isinstance(value, int | float) else "in use"

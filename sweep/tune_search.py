@@ -1,0 +1,128 @@
+"""The adaptive search and early stopping, on Ray Tune's own APIs.
+
+``AdaptiveSearcher`` is a ``ray.tune.search.Searcher`` over ``BudgetSearch`` (``adaptive.py``);
+``EarlyStopScheduler`` is a FIFO ``TrialScheduler`` that stops hopeless trials with
+``EarlyStopRule`` (``early_stop.py``). Both live on the driver.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.search import Searcher
+
+from .adaptive import BudgetSearch
+from .early_stop import EarlyStopRule, Stop
+from .space import TrialSpec
+
+
+def cost_and_accuracy(result: dict[str, Any] | None) -> tuple[float | None, float | None]:
+    """What a trial's last result says of its cost fraction and retrained accuracy.
+
+    A finished trial reports the rebuilt model's cost; one stopped during structure learning
+    reports the cost predicted at that epoch (and no accuracy); a failed one reports no cost.
+    """
+    result = result or {}
+    if result.get("phase") == "done":
+        return _finite(result.get("cost_fraction")), _finite(result.get("retrained_val_accuracy"))
+    if result.get("phase") == "learn":
+        return _finite(result.get("predicted_fraction", result.get("cost_fraction"))), None
+    return None, None
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return None
+    return float(value)
+
+
+class AdaptiveSearcher(Searcher):
+    """Suggests trials from ``BudgetSearch``; its state is saved as JSON after every change.
+
+    Args:
+        search: the search (restored by the caller when the sweep ran before).
+        state_path: where the state is kept between driver runs.
+        entry: turns a TrialSpec into the trial's Tune config (id, output directory, config).
+    """
+
+    def __init__(self, search: BudgetSearch, state_path: Path, entry: Any) -> None:
+        super().__init__()
+        self.search = search
+        self.state_path = Path(state_path)
+        self.entry = entry
+        self.tune_ids: dict[str, str] = {}
+        # suggested before the driver stopped, with no result: run those first, as they were
+        self.replay = list(search.pending())
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:  # or Searcher.FINISHED
+        if self.replay:
+            spec = self.search.specs[self.replay.pop(0)]
+        else:
+            found = self.search.next_suggestion()
+            if found is None:
+                return Searcher.FINISHED if self.search.finished() else None  # type: ignore[return-value]
+            spec = found
+            self.search.save(self.state_path)
+        self.tune_ids[trial_id] = spec.trial_id
+        return self.entry(spec)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        sweep_id = self.tune_ids.get(trial_id) or (result or {}).get("config", {}).get("trial_id")
+        if sweep_id is None:
+            return
+        cost, accuracy = (None, None) if error else cost_and_accuracy(result)
+        self.search.record(sweep_id, cost, accuracy)
+        self.search.save(self.state_path)
+
+    def save(self, checkpoint_path: str) -> None:
+        self.search.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.search.restore(checkpoint_path)
+        self.replay = list(self.search.pending())
+
+
+class EarlyStopScheduler(FIFOScheduler):
+    """Stops a trial whose structure learning is hopeless; remembers why and what it saved.
+
+    Args:
+        rule: the decision, per result.
+        specs: the trials, by sweep trial id (epochs, retrain epochs, target); a callable for the
+            adaptive search, whose trials appear as it suggests them.
+    """
+
+    def __init__(self, rule: EarlyStopRule, specs: Any) -> None:
+        super().__init__()
+        self.rule = rule
+        self.specs = specs
+        self.stopped: dict[str, Stop] = {}
+
+    def _spec(self, trial: Any) -> TrialSpec | None:
+        found = self.specs(trial.config["trial_id"])
+        return found if isinstance(found, TrialSpec) else None
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        spec = self._spec(trial)
+        if spec is None or spec.strength is None:  # baselines learn nothing: never stopped
+            return TrialScheduler.CONTINUE
+        from trainers.config import TrialConfig
+
+        defaults = TrialConfig()
+        epochs = int(spec.config.get("epochs", defaults.epochs))
+        retrain_epochs = int(spec.config.get("retrain_epochs", defaults.retrain_epochs))
+        if result.get("phase") == "learn" and int(result.get("epoch", 0)) >= epochs:
+            cost, accuracy = result.get("predicted_fraction"), result.get("val_accuracy")
+            if isinstance(cost, float) and isinstance(accuracy, float):
+                self.rule.learned_result(spec.target, cost, accuracy)
+        stop = self.rule.check(result, epochs, retrain_epochs, spec.target)
+        if stop is None:
+            return TrialScheduler.CONTINUE
+        self.stopped[spec.trial_id] = stop
+        return TrialScheduler.STOP
+
+    def epochs_saved(self) -> int:
+        return sum(s.epochs_saved for s in self.stopped.values())
