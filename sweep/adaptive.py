@@ -9,7 +9,7 @@ y = log(cost fraction), the map MorphNet makes monotone (decreasing) in practice
 
 1. a small initial log grid around the algorithm's centre (multiplier / seed cost);
 2. toward each budget in turn: secant between the points bracketing it (clamped inside the
-   bracket), or a step of at most ``MAX_STEP`` decades past the last point while it is not
+   bracket; bisection when an end is more than 4x off the budget), or a step of at most ``MAX_STEP`` decades past the last point while it is not
    bracketed; a budget is *met* when a trial's cost is within ``tolerance`` (relative) of it;
 3. once every budget is met (or cannot be refined further), the widest gap, in log cost, between
    neighbours on the group's cost-accuracy front.
@@ -32,6 +32,7 @@ from .space import BASELINE, TrialSpec, fmt_multiplier, strength_trial
 MAX_STEP = 1.0  # decades: the farthest an unbracketed step goes past the last point
 MIN_STEP = 0.25  # decades: the shortest
 MIN_WIDTH = math.log(1.02)  # a bracket narrower than 2% in multiplier cannot be refined
+SECANT_RANGE = math.log(4)  # the secant is used when both ends are within 4x of the budget
 FLOOR = 1e-4  # cost fraction standing for a collapsed (zero-cost) network on the log scale
 
 SCHEMA = 1
@@ -131,7 +132,11 @@ def toward_budget(points: list[Point], fraction: float) -> float | None:
         left, right = min(x0, x1), max(x0, x1)
         if right - left < MIN_WIDTH:
             return None
-        x = x0 + (target - y0) * (x1 - x0) / (y1 - y0) if y1 != y0 else (x0 + x1) / 2
+        if max(abs(y0 - target), abs(y1 - target)) > SECANT_RANGE or y1 == y0:
+            # an end far from the budget (a collapsed run, the cliff Gamma's cost falls off
+            # under Adam): the line through it says little about the middle, so bisect
+            return (x0 + x1) / 2
+        x = x0 + (target - y0) * (x1 - x0) / (y1 - y0)
         # safeguarded secant: stay well inside the bracket (a flat or noisy map falls back
         # toward bisection instead of re-trying an end point)
         margin = 0.15 * (right - left)

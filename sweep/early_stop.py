@@ -6,7 +6,9 @@ whether to stop the trial, and why:
 - *collapsed*: the learned structure cannot be rebuilt (every channel feeding an output is dead)
   or its cost is zero: more epochs cannot bring it back, the strength is too high;
 - *unmoved*: after ``after`` of the learn epochs the predicted cost is still at least
-  ``unmoved`` of the seed's: the strength is too low for anything to shrink;
+  ``unmoved`` of the seed's and the regularization term is still at least ``term_unmoved`` of
+  its value before learning: the strength is too low for anything to shrink (a falling term
+  means the scales are on their way to the threshold, as Gamma's are for many epochs);
 - *dominated* (only with ``dominated=True``): after ``after`` of the learn epochs another
   trial of the same target has ended its learn phase at no more cost and at least ``margin``
   more validation accuracy.
@@ -45,6 +47,7 @@ class EarlyStopRule:
 
     after: float = 0.5
     unmoved: float = 0.98
+    term_unmoved: float = 0.9
     dominated: bool = False
     margin: float = 0.05
     learned: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
@@ -70,11 +73,12 @@ class EarlyStopRule:
             )
         if epoch < self.after * epochs or epoch >= epochs:
             return None
-        if fraction >= self.unmoved:
+        term = _number(result.get("term_fraction"))
+        if fraction >= self.unmoved and (term is None or term >= self.term_unmoved):
             return Stop(
                 DEGENERATE,
                 f"unmoved after learn epoch {epoch}/{epochs}: the cost is still "
-                f"{fraction:.1%} of the seed's; the strength {_strength(result)} is too low, "
+                f"{fraction:.1%} of the seed's{_term(term)}; the strength {_strength(result)} is too low, "
                 f"try 10x-100x higher",
                 saved,
             )
@@ -100,6 +104,10 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if value == value else None
+
+
+def _term(term: float | None) -> str:
+    return "" if term is None else f" and the regularization term {term:.0%} of its start"
 
 
 def _strength(result: dict[str, Any]) -> str:

@@ -203,6 +203,7 @@ class _Trial:
         self.regularizer: Any = None
         self.optimizer: Any = None
         self.strength = 0.0
+        self.initial_term = 0.0
 
     # ----- phases --------------------------------------------------------------------------
     def run(self) -> TrialResult:
@@ -291,9 +292,13 @@ class _Trial:
             metrics=["accuracy"],
         )
         initial = 0
+        # the term before any learning: how far it has fallen tells a run that moves from one
+        # that does not, before any channel crosses the threshold
+        self.initial_term = float(self.regularizer.get_regularization_term())
         if self.state and self.state.get("phase") == LEARN:
             self.ckpt.restore(network, self.optimizer)
             initial = int(self.state["epoch"])
+            self.initial_term = float(self.state.get("initial_term", self.initial_term))
         if initial < config.epochs:
             learner.fit(
                 self.train_ds,
@@ -389,6 +394,9 @@ class _Trial:
             metrics.update({f"alive/{name}": float(v.mean()) for name, v in alive.items()})
             metrics["strength"] = self.strength
             metrics.update(self._predicted_now())
+            if self.initial_term > 0:
+                term = float(self.regularizer.get_regularization_term())
+                metrics["term_fraction"] = term / self.initial_term
         self.history.append(metrics)
         state = {
             "phase": phase,
@@ -398,6 +406,7 @@ class _Trial:
             "warnings": self.warnings,
             "strength": self.strength,
             "learned_val_accuracy": getattr(self, "learned_accuracy", None),
+            "initial_term": getattr(self, "initial_term", None),
         }
         model = self.network if phase == LEARN else self.retrain_model
         optimizer = self.optimizer if phase == LEARN else self.retrain_optimizer

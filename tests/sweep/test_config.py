@@ -94,3 +94,61 @@ def test_run_rejects_bad_config_before_ray(tmp_path, capsys):
     path.write_text("name: x\ntracking_uri: http://127.0.0.1:9\n")
     assert main(["run", str(path)]) == 2
     assert "cannot reach the MLflow tracking server" in capsys.readouterr().err
+
+
+def test_budget_and_search_fields_are_checked_all_at_once():
+    data = {
+        "name": "budgets",
+        "targets": ["flops"],
+        "search": "bayes",
+        "budgets": {"flops": [0.25, 0, -3], "energy": [0.5], "model_size": [1e5]},
+        "max_trials": 0,
+        "budget_tolerance": 1.5,
+        "early_stop": "sometimes",
+        "early_stop_after": 0,
+        "dominated_margin": -0.1,
+    }
+    with pytest.raises(SweepConfigError) as info:
+        load_sweep_config(data)
+    text = str(info.value)
+    for fragment in (
+        "search must be one of ('grid', 'adaptive'), but got search='bayes'",
+        "budgets.flops: every budget must be > 0",
+        "[0, -3]",
+        "'energy' is not a target",
+        "'model_size' is not among the sweep's targets ['flops']",
+        "max_trials",
+        "budget_tolerance=1.5",
+        "early_stop must be one of",
+        "early_stop_after=0",
+        "dominated_margin=-0.1",
+    ):
+        assert fragment in text, fragment
+
+
+def test_budgets_fractions_and_absolute_costs():
+    config = load_sweep_config(
+        {
+            "name": "b",
+            "targets": ["flops", "model_size"],
+            "search": "adaptive",
+            "budgets": {"flops": [0.25, 0.5], "model_size": 2.0e5},
+            "early_stop": False,  # YAML's bare `off`
+        }
+    )
+    assert config.early_stop == "off"
+    # <= 1 is a fraction of the seed cost, > 1 an absolute cost
+    assert config.budget_costs("flops", 1000.0) == [500.0, 250.0]
+    assert config.budget_costs("model_size", 1e6) == [2.0e5]
+    # adaptive without a strengths block starts from one point per decade
+    assert config.strengths.multipliers("gamma") == pytest.approx([0.3, 3.0, 30.0])
+    assert config.to_dict()["budgets"] == {"flops": [0.5, 0.25], "model_size": [2.0e5]}
+
+
+def test_bad_budget_fails_before_ray_starts(tmp_path, capsys):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("name: x\nbudgets: {flops: [0]}\nworkdir: " + str(tmp_path / "w") + "\n")
+    assert main(["run", str(path)]) == 2
+    assert "budgets.flops" in capsys.readouterr().err
+    # nothing was written: the error came before any tracking store or Ray
+    assert not (tmp_path / "w").exists()

@@ -372,3 +372,41 @@ def test_pick_needs_exactly_one_criterion(
 def test_pick_rejects_non_finite_constraint(sweep_result: ParetoResult) -> None:
     with pytest.raises(ValueError, match="finite"):
         pick(sweep_result, max_cost=NAN)
+
+
+def test_budget_report_best_within_and_closest_to_each_budget():
+    from sweep.pareto import budget_report
+
+    table = pd.DataFrame(
+        {
+            "trial_id": ["a", "b", "c", "d", "e"],
+            "target": ["flops", "flops", "flops", "flops", "model_size"],
+            "cost": [230.0, 200.0, 260.0, 600.0, 10.0],
+            "accuracy": [0.90, 0.93, 0.97, 0.99, 0.5],
+        }
+    )
+    report = budget_report(table, {"flops": [0.25, 100.0]}, {"flops": 1000.0})
+    quarter, absolute = report.iloc[0], report.iloc[1]
+    # 0.25 of 1000 = 250: b is the most accurate at or under it; c (+4%) is the closest
+    assert quarter["budget_cost"] == 250.0 and quarter["best_trial"] == "b"
+    assert quarter["best_distance"] == pytest.approx(200 / 250 - 1)
+    assert quarter["closest_trial"] == "c"
+    assert quarter["closest_distance"] == pytest.approx(0.04)
+    # 100 FLOPs is absolute: nothing fits, the cheapest (b) is the closest
+    assert absolute["budget_cost"] == 100.0 and pd.isna(absolute["best_trial"])
+    assert absolute["closest_trial"] == "b"
+
+
+@pytest.mark.parametrize("text", ["flops", "flops=", "=0.2", "flops=-1", "flops=abc", "flops=nan"])
+def test_parse_budget_rejects_bad_text(text):
+    from sweep.pareto import parse_budget
+
+    with pytest.raises(ValueError, match="TARGET=VALUE"):
+        parse_budget(text)
+
+
+def test_parse_budget():
+    from sweep.pareto import parse_budget
+
+    assert parse_budget("flops=0.25") == ("flops", 0.25)
+    assert parse_budget("model_size=2e5") == ("model_size", 2e5)

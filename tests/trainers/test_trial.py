@@ -56,6 +56,12 @@ def test_trial_reports_and_writes_everything(tmp_path, algorithm, target):
     assert [m["phase"] for m in reporter.metrics][-2:] == ["retrain", "done"]
     # the structure JSON, the rebuilt model and the metrics file exist and agree
     structure = Structure.load(result.structure_path)
+    # what early stopping reads: the cost the structure would have now, as a fraction of the
+    # seed's, whether it can be rebuilt, and how far the term fell from its start
+    assert all(m["predicted_fraction"] == m["predicted_cost"] / result.seed_cost for m in learn)
+    assert all(m["collapsed"] in (0.0, 1.0) and m["term_fraction"] > 0 for m in learn)
+    if algorithm != "logistic_sigmoid":  # FiGS' final structure reads the inference masks
+        assert learn[-1]["predicted_cost"] == structure.learned_cost
     assert structure.cost_name == result.cost_name and structure.extra["algorithm"] == algorithm
     model = keras.models.load_model(result.model_path)
     assert model_cost(model, _target(structure.cost_name)) == pytest.approx(result.rebuilt_cost)
@@ -151,3 +157,11 @@ def test_user_model_and_dataset_functions(tmp_path):
     )
     result = run_trial(cfg, RecordingReporter())
     assert result.seed_cost > 0 and 0.0 <= result.retrained_val_accuracy <= 1.0
+
+
+def test_a_collapsing_run_reports_collapsed(tmp_path):
+    reporter = RecordingReporter()
+    # a strength far too high kills every channel within the first epoch
+    run_trial(config(tmp_path, multiplier=1e4, learning_rate=0.1, threshold=0.5), reporter)
+    learn = [m for m in reporter.metrics if m["phase"] == "learn"]
+    assert learn[0]["collapsed"] == 1.0 and learn[0]["predicted_fraction"] < 0.05
