@@ -328,6 +328,8 @@ def _adaptive_search(config: SweepConfig, costs: dict[str, float], tracker: Swee
             metrics = run.data.metrics
             if metrics.get("cost_fraction") is not None:
                 cost = metrics.get("cost_fraction")
+            elif metrics.get("learn/collapsed"):
+                cost = 0.0
             else:
                 cost = metrics.get("learn/predicted_fraction")
             search.record(trial_id, cost, metrics.get("retrained_val_accuracy"))

@@ -28,6 +28,8 @@ def cost_and_accuracy(result: dict[str, Any] | None) -> tuple[float | None, floa
     if result.get("phase") == "done":
         return _finite(result.get("cost_fraction")), _finite(result.get("retrained_val_accuracy"))
     if result.get("phase") == "learn":
+        if result.get("collapsed"):
+            return 0.0, None  # cut: nothing of the network is left, whatever the count says
         return _finite(result.get("predicted_fraction", result.get("cost_fraction"))), None
     return None, None
 

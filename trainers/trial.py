@@ -421,14 +421,13 @@ class _Trial:
             self.regularizer.structure(step=self.step), output_layers(self.seed_graph)
         )
         predicted = structure_cost(self.seed_graph, structure, self.target)
+        # collapsed: nothing left, or a dead layer on every path (a dead residual branch leaves
+        # the skip path: a smaller network, not a collapse)
         collapsed = predicted <= 0
         if not collapsed and any(s.alive == 0 for s in structure.layers.values()):
-            from .morphnet.tfkeras import apply_structure
+            from .morphnet.tfkeras import cuts_network
 
-            try:  # dead layers consumed only by merges vanish; anywhere else the net is cut
-                apply_structure(self.seed_model, structure)
-            except StructureError:
-                collapsed = True
+            collapsed = cuts_network(self.seed_model, structure)
         return {
             "predicted_cost": float(predicted),
             "predicted_fraction": float(predicted / self.seed_cost) if self.seed_cost else 1.0,

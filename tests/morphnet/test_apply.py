@@ -623,6 +623,30 @@ def test_zero_width_layer_in_a_chain_needs_min_channels() -> None:
     )
 
 
+def test_cuts_network_tells_a_dead_chain_from_a_dead_branch() -> None:
+    from trainers.morphnet.tfkeras import cuts_network
+
+    chain = randomize(plain_cnn(), seed=8)
+    # nothing dead: no cut
+    assert not cuts_network(chain, GammaFlopsRegularizer(chain, THRESHOLD).structure())
+    _kill(chain, "c2")
+    # a dead conv in a chain leaves no path to the output
+    assert cuts_network(chain, GammaFlopsRegularizer(chain, THRESHOLD).structure())
+    branches = randomize(inception_net(), seed=6)
+    _kill(branches, "br1")
+    _kill(branches, "br3")
+    # one live branch of the concat is still a path
+    assert not cuts_network(branches, GammaFlopsRegularizer(branches, THRESHOLD).structure())
+    _kill(branches, "br2b")
+    assert cuts_network(branches, GammaFlopsRegularizer(branches, THRESHOLD).structure())
+    residual = randomize(residual_net(), seed=3)
+    _kill(residual, "b1a")
+    structure = GammaFlopsRegularizer(residual, THRESHOLD).structure()
+    # a dead residual branch leaves the skip path (apply_structure alone would refuse it)
+    assert structure.layers["b1a"].alive == 0
+    assert not cuts_network(residual, structure)
+
+
 # ----- 6. scaling and expanding ---------------------------------------------------------------
 def test_scale_structure_widths() -> None:
     structure = Structure(

@@ -201,10 +201,12 @@ def test_failed_trials_do_not_stall_the_search():
 
 def test_cost_and_accuracy_of_a_last_result():
     done = {"phase": "done", "cost_fraction": 0.3, "retrained_val_accuracy": 0.9}
-    stopped = {"phase": "learn", "predicted_fraction": 0.0, "cost_fraction": 0.01}
+    stopped = {"phase": "learn", "predicted_fraction": 0.4, "cost_fraction": 0.5}
+    cut = {"phase": "learn", "predicted_fraction": 0.3, "collapsed": 1.0}
     # finished: the rebuilt cost; stopped: the predicted one and no accuracy; failed: nothing
     assert cost_and_accuracy(done) == (0.3, 0.9)
-    assert cost_and_accuracy(stopped) == (0.0, None)
+    assert cost_and_accuracy(stopped) == (0.4, None)
+    assert cost_and_accuracy(cut) == (0.0, None)
     assert cost_and_accuracy({"phase": "failed"}) == (None, None)
     assert cost_and_accuracy(None) == (None, None)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .apply import add_gating, apply_structure, model_cost, rebuild, remove_gating
+from .apply import add_gating, apply_structure, cuts_network, model_cost, rebuild, remove_gating
 from .gating import LogisticSigmoidGating, logistic_sigmoid_sample
 from .network_regularizers import (
     REGULARIZERS,
@@ -43,6 +43,7 @@ from .reader import (
 __all__ = [
     "add_gating",
     "apply_structure",
+    "cuts_network",
     "model_cost",
     "rebuild",
     "remove_gating",

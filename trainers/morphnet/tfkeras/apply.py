@@ -35,6 +35,7 @@ class _Vanished:
 
 
 _GONE = _Vanished()
+_KEPT = object()  # a traced layer output that still has channels
 _MERGES = (
     keras.layers.Concatenate,
     keras.layers.Add,
@@ -56,11 +57,13 @@ def rebuild(
     *,
     call_layer: Callable[[Any, Any, tuple, dict], Any] | None = None,
     name: str | None = None,
+    trace_only: bool = False,
 ) -> Any:
     """A new functional model calling ``clone_layer(layer)`` in place of every layer.
 
     ``call_layer(new_layer, old_layer, args, kwargs)`` may change how a clone is called (drop
-    vanished inputs, append a gate). Shared layers stay shared.
+    vanished inputs, append a gate). Shared layers stay shared. With ``trace_only`` the calls
+    are only traced (their results may be markers) and no model is built.
     """
     clones: dict[int, Any] = {}
     done: dict[tuple[int, int], list[Any]] = {}
@@ -106,6 +109,8 @@ def rebuild(
             "the structure prunes every channel feeding a model output; rebuild with "
             "min_channels=1 or a smaller regularization strength"
         )
+    if trace_only:
+        return None
     single_in = len(inputs) == 1 and not isinstance(functional._inputs_struct, list | tuple)
     single_out = len(outputs) == 1 and not isinstance(functional._outputs_struct, list | tuple)
     return keras.Model(
@@ -205,6 +210,42 @@ def apply_structure(
     if keep_weights:
         _copy_weights(model, new_model, maps)
     return new_model
+
+
+def cuts_network(model: Any, structure: Structure | Mapping[str, Any]) -> bool:
+    """Whether ``structure`` leaves no path from the inputs to an output (model outputs kept).
+
+    A layer pruned to zero channels takes with it everything that only it feeds; merges (add,
+    concat) drop a vanished input. A dead residual branch so leaves the skip path, which is a
+    real, smaller network; a dead layer on every path cuts the network, whatever
+    ``min_channels`` a rebuild would then keep.
+    """
+    structure = _as_structure(structure)
+    graph, _ = read_model(model)
+    check_structure(graph, structure)
+    structure = keep_full_width(structure, output_layers(graph))
+    dead = {n for n, s in structure.layers.items() if s.alive == 0}
+    if not dead:
+        return False
+
+    def clone(layer: Any) -> Any:
+        return _GONE if layer.name in dead else layer
+
+    def call(new: Any, old: Any, args: tuple, kwargs: dict) -> Any:
+        if new is _GONE:
+            return _GONE
+        if isinstance(old, _MERGES):
+            alive = [t for t in args[0] if t is not _GONE]
+            return _GONE if not alive else alive[0]
+        if any(a is _GONE for a in args) or any(v is _GONE for v in kwargs.values()):
+            return _GONE
+        return _KEPT
+
+    try:
+        rebuild(model, clone, call_layer=call, trace_only=True)
+    except StructureError:
+        return True
+    return False
 
 
 def _passes_channels(layer: Any) -> bool:

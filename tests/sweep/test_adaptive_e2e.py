@@ -1,0 +1,256 @@
+"""Budget-driven sweeps for real: local Ray, an MLflow server on loopback, real Keras trials.
+
+One adaptive sweep is killed (SIGKILL of the driver) midway and run again; the tests read what it
+left in MLflow and in the search's state. A small grid sweep shows hopeless trials stopped early.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from sweep.adaptive import BudgetSearch
+from sweep.cli import main
+from sweep.config import load_sweep_config
+from sweep.results import results_table
+from sweep.space import BASELINE, baseline_trials
+from sweep.tracking import TAG_ROLE, TAG_STOPPED, TAG_STOPPED_REASON, TAG_TRIAL
+
+ROOT = Path(__file__).resolve().parents[2]
+BUDGET = 0.25
+MAX_TRIALS = 8
+
+pytestmark = pytest.mark.slow
+
+
+def write_config(tmp_path, name, uri, **extra):
+    config = {
+        "name": name,
+        "trial": {
+            "model": "zoo:plain",
+            "model_width": 16,
+            "dataset": "digits",
+            "epochs": 4,
+            "retrain_epochs": 1,
+            "batch_size": 32,
+            "export_every_steps": 1000,
+        },
+        "algorithms": ["gamma", "group_lasso"],
+        "targets": ["flops"],
+        "search": "adaptive",
+        "budgets": {"flops": [BUDGET]},
+        "max_trials": MAX_TRIALS,
+        "budget_tolerance": 0.05,
+        "baseline": {"widths": [0.25, 1.0]},
+        "resources": {"cpus": 1},
+        "max_concurrent": 2,
+        "retries": 0,
+        "tracking_uri": uri,
+        "workdir": str(tmp_path / "work"),
+        **extra,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def children(uri, name):
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    return [r for r in runs if r.data.tags.get(TAG_ROLE) == "trial"]
+
+
+@pytest.fixture(scope="module")
+def resumed_sweep(mlflow_server, tmp_path_factory):
+    """An adaptive sweep whose driver is SIGKILLed once 8 trials have ended, then run again."""
+    tmp = tmp_path_factory.mktemp("adaptive")
+    path = write_config(tmp, "budget", mlflow_server)
+    config = load_sweep_config(path)
+    state = Path(config.resolved_storage_path) / "budget" / "adaptive_search.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "sweep.cli", "run", str(path), "--verbose", "0"]
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=tmp,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    killed = None
+    deadline = time.time() + 600
+    while time.time() < deadline and process.poll() is None:
+        time.sleep(1)
+        runs = children(mlflow_server, "budget")
+        ended = {r.data.tags[TAG_TRIAL]: r.info.end_time for r in runs if r.info.end_time}
+        if len(ended) >= 8 and any(r.info.status == "RUNNING" for r in runs):
+            os.killpg(process.pid, signal.SIGKILL)
+            # what the search had suggested when the driver died
+            killed = {"ended": ended, "state": json.loads(state.read_text())}
+            shutil.copy(state, tmp / "state_at_kill.json")
+            break
+    process.wait(timeout=60)
+    assert killed, "the sweep ended before it could be killed midway"
+    done = subprocess.run(command, env=env, cwd=tmp, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {
+        "uri": mlflow_server,
+        "config": config,
+        "killed": killed,
+        "state": json.loads(state.read_text()),
+        "stdout": done.stdout,
+    }
+
+
+def test_the_budget_is_met_for_gamma_and_group_lasso(resumed_sweep):
+    uri, config = resumed_sweep["uri"], resumed_sweep["config"]
+    table = results_table(uri, "budget")
+    for algorithm in ("gamma", "group_lasso"):
+        rows = table[table["algorithm"] == algorithm]
+        # at most max_trials trials, and one of them within 5% of 25% of the seed's FLOPs,
+        # measured on the rebuilt model
+        assert len(rows) <= MAX_TRIALS
+        fractions = (rows["cost"] / rows["seed_cost"]).dropna()
+        assert ((fractions / BUDGET - 1).abs() <= config.budget_tolerance).any(), (
+            algorithm,
+            sorted(fractions),
+        )
+        # the run's summary says how many trials it took
+        assert (
+            f"adaptive {algorithm}/flops seed 0: within 5% of 25% of seed cost after"
+            in (resumed_sweep["stdout"])
+        )
+
+
+def test_no_child_run_is_duplicated_and_finished_trials_did_not_run_again(resumed_sweep):
+    uri, state = resumed_sweep["uri"], resumed_sweep["state"]
+    runs = children(uri, "budget")
+    ids = [r.data.tags[TAG_TRIAL] for r in runs]
+    assert len(ids) == len(set(ids))
+    # every suggestion has exactly one run, and every run was suggested
+    assert sorted(ids) == sorted(state["order"])
+    for run in runs:
+        tid = run.data.tags[TAG_TRIAL]
+        assert run.info.status in ("FINISHED", "KILLED"), (tid, run.info.status)
+        if tid in resumed_sweep["killed"]["ended"]:
+            # ended before the kill: not run again
+            assert run.info.end_time == resumed_sweep["killed"]["ended"][tid]
+
+
+def test_the_resumed_search_made_the_suggestions_it_would_have_made(resumed_sweep):
+    state, at_kill = resumed_sweep["state"], resumed_sweep["killed"]["state"]
+    for key, group in at_kill["groups"].items():
+        # what was suggested before the kill was kept (pending trials ran as they were)
+        final = state["groups"][key]["suggested"]
+        assert final[: len(group["suggested"])] == group["suggested"], key
+    # replayed from the results alone, an uninterrupted search suggests the same trials
+    config = resumed_sweep["config"]
+    seed_cost = results_table(resumed_sweep["uri"], "budget")["seed_cost"].dropna().iloc[0]
+    replay = BudgetSearch(config, {"flops": seed_cost}, baseline_trials(config, "flops"))
+    points = {t: p for g in state["groups"].values() for t, p in g["points"].items()}
+    for _ in range(100):
+        if replay.next_suggestion() is not None:
+            continue
+        if replay.finished():
+            break
+        for trial_id in replay.pending():
+            spec = replay.specs[trial_id]
+            if spec.algorithm == BASELINE:
+                replay.record(trial_id, None, None)
+            else:
+                point = points[trial_id]
+                replay.record(trial_id, point["cost_fraction"], point["accuracy"])
+    assert {k: g.suggested for k, g in replay.groups.items()} == {
+        k: g["suggested"] for k, g in state["groups"].items()
+    }
+
+
+def test_pick_by_budget_and_the_parent_run_report(resumed_sweep, tmp_path, capsys):
+    uri = resumed_sweep["uri"]
+    table = results_table(uri, "budget").dropna(subset=["cost", "accuracy"])
+    seed_cost = float(table["seed_cost"].iloc[0])
+    out = tmp_path / "structure.json"
+    assert (
+        main(["pick", "budget", "--tracking-uri", uri, "--budget", "flops=0.25", "-o", str(out)])
+        == 0
+    )
+    within = table[table["cost"] <= BUDGET * seed_cost]
+    best = within.sort_values(["accuracy", "cost"], ascending=[False, True]).iloc[0]
+    assert f"picked {best['trial_id']}" in capsys.readouterr().out
+    # the downloaded JSON is that trial's structure, within the budget
+    assert json.loads(out.read_text())["cost"]["learned"] <= BUDGET * seed_cost * 1.001
+    client = MlflowClient(uri)
+    parent = client.get_run(
+        client.search_runs(
+            [client.get_experiment_by_name("budget").experiment_id],
+            filter_string=f"tags.`{TAG_ROLE}` = 'parent'",
+        )[0].info.run_id
+    )
+    # the parent run shows the best trial within the budget and how far under it it is
+    assert parent.data.tags["budget/flops/0.25/best_trial"] == best["trial_id"]
+    distance = parent.data.metrics["budget/flops/0.25/best_distance"]
+    assert distance == pytest.approx(best["cost"] / (BUDGET * seed_cost) - 1)
+    assert parent.data.metrics["search/gamma/flops/s0/b0.25/trials_to_meet"] <= MAX_TRIALS
+    # with no trial that cheap, the error names the cheapest one
+    assert (
+        main(["pick", "budget", "--tracking-uri", uri, "--budget", "flops=10", "-o", "x.json"]) == 2
+    )
+    cheapest = table.sort_values("cost").iloc[0]["trial_id"]
+    assert cheapest in capsys.readouterr().err
+
+
+def test_hopeless_trials_are_stopped_early_and_tagged(mlflow_server, tmp_path):
+    path = write_config(
+        tmp_path,
+        "hopeless",
+        mlflow_server,
+        search="grid",
+        budgets={},
+        # GroupLasso far too strong (collapses), Gamma far too weak (nothing moves)
+        strengths={
+            "decades_below": 0,
+            "decades_above": 0,
+            "center": {"group_lasso": 1e5, "gamma": 1e-4},
+        },
+        baseline={"widths": []},
+        early_stop="degenerate",
+    )
+    assert main(["run", str(path), "--verbose", "0"]) == 0
+    client = MlflowClient(mlflow_server)
+    runs = {r.data.tags[TAG_TRIAL]: r for r in children(mlflow_server, "hopeless")}
+    collapsed, unmoved = runs["group_lasso-flops-m1e05-s0"], runs["gamma-flops-m0.0001-s0"]
+    for run, word in ((collapsed, "collapsed"), (unmoved, "unmoved")):
+        assert run.info.status == "KILLED"
+        assert run.data.tags[TAG_STOPPED] == "degenerate"
+        assert word in run.data.tags[TAG_STOPPED_REASON]
+        learned = [m.step for m in client.get_metric_history(run.info.run_id, "learn/cost")]
+        # stopped during structure learning: fewer than 4 epochs, never retrained
+        assert learned and max(learned) < 4
+        assert not client.get_metric_history(run.info.run_id, "retrain/accuracy")
+        assert run.data.metrics["epochs_saved"] == 4 - max(learned) + 1
+    parent = [
+        r
+        for r in client.search_runs([collapsed.info.experiment_id])
+        if r.data.tags.get(TAG_ROLE) == "parent"
+    ][0]
+    assert parent.data.metrics["early_stop/trials_stopped"] == 2
+    assert parent.data.metrics["early_stop/epochs_saved"] == sum(
+        r.data.metrics["epochs_saved"] for r in (collapsed, unmoved)
+    )
+    # a stopped trial is not run again when the sweep is
+    assert main(["run", str(path), "--verbose", "0"]) == 0
+    again = {r.data.tags[TAG_TRIAL]: r for r in children(mlflow_server, "hopeless")}
+    assert again["gamma-flops-m0.0001-s0"].info.end_time == unmoved.info.end_time
