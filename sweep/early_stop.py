@@ -3,8 +3,9 @@
 ``EarlyStopRule.check(trial_id, result)`` reads one per-epoch result of the learn phase and says
 whether to stop the trial, and why:
 
-- *collapsed*: the learned structure cannot be rebuilt (every channel feeding an output is dead)
-  or its cost is zero: more epochs cannot bring it back, the strength is too high;
+- *collapsed*: for ``patience`` epochs in a row the learned structure leaves no path to the
+  output (a dead layer on every path) or costs nothing: the strength is too high. One epoch is
+  not enough: under Adam, kernel groups pushed to zero jitter around the threshold and revive;
 - *unmoved*: after ``after`` of the learn epochs the predicted cost is still at least
   ``unmoved`` of the seed's and the regularization term is still at least ``term_unmoved`` of
   its value before learning: the strength is too low for anything to shrink (a falling term
@@ -50,12 +51,19 @@ class EarlyStopRule:
     term_unmoved: float = 0.9
     dominated: bool = False
     margin: float = 0.05
+    patience: int = 2
     learned: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    collapses: dict[str, int] = field(default_factory=dict)
 
     def check(
-        self, result: dict[str, Any], epochs: int, retrain_epochs: int, target: str = ""
+        self,
+        result: dict[str, Any],
+        epochs: int,
+        retrain_epochs: int,
+        target: str = "",
+        trial_id: str = "",
     ) -> Stop | None:
-        """Stop or not, from one result of a trial with ``epochs`` learn epochs."""
+        """Stop or not, from one result (in order) of a trial with ``epochs`` learn epochs."""
         if result.get("phase") != "learn":
             return None
         epoch = int(result.get("epoch", 0))
@@ -63,15 +71,20 @@ class EarlyStopRule:
         saved = max(epochs - epoch, 0) + retrain_epochs
         if fraction is None:
             return None
-        if result.get("collapsed") or fraction <= 0:
+        collapsed = bool(result.get("collapsed")) or fraction <= 0
+        self.collapses[trial_id] = self.collapses.get(trial_id, 0) + 1 if collapsed else 0
+        if epoch >= epochs:
+            return None  # the last epoch: nothing left to save in structure learning
+        if self.collapses[trial_id] >= self.patience:
             return Stop(
                 DEGENERATE,
-                f"collapsed at learn epoch {epoch}/{epochs}: the learned structure "
+                f"collapsed at learn epoch {epoch}/{epochs} ({self.patience} in a row): the "
+                f"learned structure "
                 f"({fraction:.1%} of the seed cost) cannot be rebuilt; the strength "
                 f"{_strength(result)} is too high, try about 10x lower",
                 saved,
             )
-        if epoch < self.after * epochs or epoch >= epochs:
+        if epoch < self.after * epochs:
             return None
         term = _number(result.get("term_fraction"))
         if fraction >= self.unmoved and (term is None or term >= self.term_unmoved):

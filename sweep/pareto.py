@@ -250,10 +250,16 @@ def _describe(rows: pd.DataFrame, cost: str, accuracy: str) -> str:
     if rows.empty:
         return " (there are no rows with a finite cost and accuracy)"
     lines = [
-        f"  row {label!r}: {cost}={row[cost]:.6g}, {accuracy}={row[accuracy]:.6g}"
+        f"  {_name(label, row)}: {cost}={row[cost]:.6g}, {accuracy}={row[accuracy]:.6g}"
         for label, row in rows.iterrows()
     ]
     return f"; the {len(rows)} closest:\n" + "\n".join(lines)
+
+
+def _name(label: Hashable, row: pd.Series) -> str:
+    """A row as the user knows it: its trial id when the table has one."""
+    trial = row.get("trial_id")
+    return f"trial {trial}" if isinstance(trial, str) and trial else f"row {label!r}"
 
 
 def _finite_number(name: str, value: float | None) -> float:

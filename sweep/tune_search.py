@@ -120,7 +120,7 @@ class EarlyStopScheduler(FIFOScheduler):
             cost, accuracy = result.get("predicted_fraction"), result.get("val_accuracy")
             if isinstance(cost, float) and isinstance(accuracy, float):
                 self.rule.learned_result(spec.target, cost, accuracy)
-        stop = self.rule.check(result, epochs, retrain_epochs, spec.target)
+        stop = self.rule.check(result, epochs, retrain_epochs, spec.target, spec.trial_id)
         if stop is None:
             return TrialScheduler.CONTINUE
         self.stopped[spec.trial_id] = stop

@@ -224,11 +224,18 @@ def learn(epoch, fraction, term=1.0, accuracy=0.5, collapsed=0.0):
     }
 
 
-def test_a_collapsed_structure_stops_at_once_and_counts_the_epochs_saved():
-    stop = EarlyStopRule().check(learn(1, 0.2, collapsed=1.0), epochs=10, retrain_epochs=5)
+def test_a_collapse_two_epochs_in_a_row_stops_and_counts_the_epochs_saved():
+    rule = EarlyStopRule()
+    # one collapsed epoch may revive (a group jittering at the threshold): go on
+    assert rule.check(learn(1, 0.2, collapsed=1.0), 10, 5, trial_id="t") is None
+    assert rule.check(learn(2, 0.3), 10, 5, trial_id="t") is None
+    assert rule.check(learn(3, 0.0), 10, 5, trial_id="t") is None
+    stop = rule.check(learn(4, 0.1, collapsed=1.0), epochs=10, retrain_epochs=5, trial_id="t")
     assert stop.kind == DEGENERATE and "collapsed" in stop.reason and "lower" in stop.reason
-    # 9 learn epochs left + 5 retrain epochs
-    assert stop.epochs_saved == 14
+    # 6 learn epochs left + 5 retrain epochs
+    assert stop.epochs_saved == 11
+    # another trial's count is its own
+    assert rule.check(learn(1, 0.0), 10, 5, trial_id="u") is None
 
 
 def test_an_unmoved_run_stops_only_after_the_share_of_epochs():
