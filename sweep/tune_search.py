@@ -67,6 +67,13 @@ class AdaptiveSearcher(Searcher):
                 return Searcher.FINISHED if self.search.finished() else None  # type: ignore[return-value]
             spec = found
             self.search.save(self.state_path)
+            if spec.multiplier is not None:
+                group = self.search.groups[f"{spec.algorithm}-{spec.target}-s{spec.seed}"]
+                print(
+                    f"adaptive search: {group.key} trial {len(group.suggested)}/"
+                    f"{self.search.config.max_trials} at multiplier {spec.multiplier:.3g}",
+                    flush=True,
+                )
         self.tune_ids[trial_id] = spec.trial_id
         return self.entry(spec)
 
@@ -124,6 +131,7 @@ class EarlyStopScheduler(FIFOScheduler):
         if stop is None:
             return TrialScheduler.CONTINUE
         self.stopped[spec.trial_id] = stop
+        print(f"early stop: {spec.trial_id} {stop.reason}", flush=True)
         return TrialScheduler.STOP
 
     def epochs_saved(self) -> int:
