@@ -80,10 +80,16 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
     try:
         model = _load_seed_model(args)
+        from trainers.morphnet import Structure
         from trainers.morphnet.tfkeras import apply_structure, model_cost
 
+        structure = Structure.load(args.structure)
+        # by default, the min_channels the structure's predicted cost was computed with
+        min_channels = (
+            args.min_channels if args.min_channels is not None else structure.rebuild_min_channels
+        )
         small = apply_structure(
-            model, args.structure, keep_weights=args.keep_weights, min_channels=args.min_channels
+            model, structure, keep_weights=args.keep_weights, min_channels=min_channels
         )
     except (MorphNetError, TrialConfigError) as exc:
         print(f"morphsweep apply: {exc}", file=sys.stderr)
@@ -385,7 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument(
         "--keep-weights", action="store_true", help="carry the surviving channels' weights"
     )
-    apply.add_argument("--min-channels", type=int, default=0)
+    apply.add_argument(
+        "--min-channels",
+        type=int,
+        default=None,
+        help="raise every width to at least this (default: what the structure's cost counts)",
+    )
     apply.set_defaults(func=cmd_apply)
 
     run = sub.add_parser("run", help="run a sweep (local Ray, or --address of a running cluster)")

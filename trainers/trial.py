@@ -315,7 +315,12 @@ class _Trial:
         return accuracy
 
     def export_structure(self, final: bool) -> None:
-        from .morphnet.widths import keep_full_width, output_layers, structure_cost
+        from .morphnet.widths import (
+            keep_full_width,
+            output_layers,
+            rebuild_structure,
+            structure_cost,
+        )
 
         if final and self.config.algorithm == "logistic_sigmoid":
             # the gates' inference masks decide, ORed across gates tied by adds
@@ -324,12 +329,16 @@ class _Trial:
             structure = self.regularizer.structure(step=self.step)
         # the logits keep every class: output layers are rebuilt at full width
         structure = keep_full_width(structure, output_layers(self.seed_graph))
+        # the cost of what rebuild() will build (one channel in dead layers if it must)
         predicted = structure_cost(self.seed_graph, structure, self.target)
+        _, min_channels = rebuild_structure(self.seed_graph, structure)
         structure = dataclasses.replace(
             structure,
             cost_name=self.target.cost_name,
             seed_cost=self.seed_cost,
             learned_cost=predicted,
+            cost_definition="rebuild",
+            rebuild_min_channels=min_channels,
             regularizer=self.regularizer.name,
             step=self.step,
             extra={
@@ -435,12 +444,23 @@ class _Trial:
         }
 
     def rebuild(self) -> Any:
+        """The seed model at the structure's widths, as its predicted cost describes it."""
         from .morphnet.tfkeras import apply_structure
+        from .morphnet.widths import rebuild_structure
 
+        _, min_channels = rebuild_structure(self.seed_graph, self.structure)
+        if min_channels:
+            dead = sorted(n for n, s in self.structure.layers.items() if s.alive == 0)
+            message = (
+                f"layers pruned to zero cut the network ({dead[:5]}): the rebuild keeps "
+                f"{min_channels} channel in each, as the predicted cost counts"
+            )
+            self.warnings.append(message)
+            self.reporter.warn(message)
         try:
-            return apply_structure(self.seed_model, self.structure)
-        except StructureError as exc:
-            message = f"rebuilding kept one channel in layers pruned to zero ({exc})"
+            return apply_structure(self.seed_model, self.structure, min_channels=min_channels)
+        except StructureError as exc:  # the prediction and the rebuild disagree: say so
+            message = f"rebuilt with one channel in layers pruned to zero ({exc}); the predicted cost does not count them"
             self.warnings.append(message)
             self.reporter.warn(message)
             return apply_structure(self.seed_model, self.structure, min_channels=1)

@@ -90,6 +90,8 @@ def test_parent_children_metrics_artifacts(finished_sweep):
             continue
         assert child.info.status == "FINISHED"
         assert {"rebuilt_cost", "retrained_val_accuracy", "seed_cost"} <= set(child.data.metrics)
+        # the structure's predicted cost is the rebuilt model's, for every algorithm
+        assert child.data.metrics["predicted_cost"] == child.data.metrics["rebuilt_cost"]
         top = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"structure.json", "metrics.json", "structures"} <= top
         if child.data.params["algorithm"] != "baseline":
@@ -160,8 +162,9 @@ def test_pick_downloads_the_chosen_structure(finished_sweep, tmp_path, how):
             client.download_artifacts(best["run_id"], "structure.json", str(tmp_path / "x"))
         ).read_text()
     )
-    # the downloaded JSON is the chosen trial's structure
+    # the downloaded JSON is the chosen trial's structure, and predicts the table's cost
     assert picked == expected
+    assert picked["cost"]["learned"] == pytest.approx(best["cost"], rel=1e-12)
 
 
 def test_pick_with_no_trial_meeting_the_constraint(finished_sweep, capsys):

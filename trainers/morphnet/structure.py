@@ -7,11 +7,19 @@ JSON (``schema_version`` 1)::
       "model": {"name": "resnet", "fingerprint": "3f2a..."},
       "regularizer": "GammaFlops",
       "step": 1200,
-      "cost": {"name": "FLOPs", "seed": 1.2e8, "learned": 7.9e7},
+      "cost": {"name": "FLOPs", "seed": 1.2e8, "learned": 7.9e7, "definition": "rebuild",
+               "rebuild_min_channels": 0, "morphnet": 7.6e7},
       "layers": {"conv1": {"alive": 12, "original": 16, "class": "Conv2D",
                            "alive_channels": [0, 1, 3, ...], "op": "conv1/Conv2D"}},
       "flat": {"conv1/Conv2D": 12}
     }
+
+``cost.learned`` is the cost of the model ``apply_structure`` rebuilds from the structure
+(``definition: "rebuild"``): output layers at full width, and, when a layer pruned to zero cuts
+the network (the rebuild then needs ``min_channels=1``, ``rebuild_min_channels``), every layer
+at least one channel wide. ``cost.morphnet``, when present, is the original MorphNet's
+``get_cost()`` at export: the regularized network pruned to its alive channels, the logits
+included. Structures made by hand or by older versions have no ``definition``.
 
 ``flat`` is the original MorphNet's ``{op name: alive count}`` view; ``save_alive_counts`` also
 writes it as ``<dir>/learned_structure/alive_<step>`` for users coming from MorphNet.
@@ -82,6 +90,9 @@ class Structure:
     fingerprint: str = ""
     step: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    cost_definition: str = ""  # "rebuild": learned_cost is the rebuilt model's cost
+    rebuild_min_channels: int = 0  # the min_channels that rebuild needs (and learned_cost counts)
+    morphnet_cost: float | None = None  # the original get_cost() semantics, at export
 
     def flat(self) -> dict[str, int]:
         """The original exporter's view: ``{op name: alive count}``, sorted by name."""
@@ -93,11 +104,24 @@ class Structure:
             "model": {"name": self.model_name, "fingerprint": self.fingerprint},
             "regularizer": self.regularizer,
             "step": self.step,
-            "cost": {"name": self.cost_name, "seed": self.seed_cost, "learned": self.learned_cost},
+            "cost": self._cost_dict(),
             "layers": {name: s.to_dict() for name, s in self.layers.items()},
             "flat": self.flat(),
             **({"extra": dict(self.extra)} if self.extra else {}),
         }
+
+    def _cost_dict(self) -> dict[str, Any]:
+        cost: dict[str, Any] = {
+            "name": self.cost_name,
+            "seed": self.seed_cost,
+            "learned": self.learned_cost,
+        }
+        if self.cost_definition:
+            cost["definition"] = self.cost_definition
+            cost["rebuild_min_channels"] = self.rebuild_min_channels
+        if self.morphnet_cost is not None:
+            cost["morphnet"] = self.morphnet_cost
+        return cost
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Structure:
@@ -124,6 +148,9 @@ class Structure:
             fingerprint=str(model.get("fingerprint", "")),
             step=data.get("step"),
             extra=dict(data.get("extra") or {}),
+            cost_definition=str(cost.get("definition", "")),
+            rebuild_min_channels=int(cost.get("rebuild_min_channels", 0)),
+            morphnet_cost=float(cost["morphnet"]) if cost.get("morphnet") is not None else None,
         )
 
     @classmethod

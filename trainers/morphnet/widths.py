@@ -172,15 +172,108 @@ def structure_cost(
     target: Target,
     ops: Sequence[int] | None = None,
     keep_outputs: bool = True,
+    min_channels: int | None = None,
 ) -> float:
-    """Cost of the model ``graph`` rebuilt at the widths of ``structure``.
+    """Cost of the model ``graph`` rebuilt at the widths of ``structure``: *the* cost of a
+    structure, the one the structure JSON, the trial and the sweep report.
 
-    As ``apply_structure``, output layers (the logits) count at full width unless
-    ``keep_outputs`` is False.
+    It is the cost of the model ``rebuild_structure`` describes: output layers (the logits) at
+    full width (unless ``keep_outputs`` is False), and, where ``apply_structure`` cannot rebuild
+    a layer pruned to zero (``needs_min_channels``), every layer raised to one channel as the
+    rebuild then must (``min_channels`` overrides that choice).
+    """
+    rebuilt, _ = rebuild_structure(graph, structure, min_channels, keep_outputs=keep_outputs)
+    return widths_cost(graph, target, channel_map(graph, rebuilt), ops)
+
+
+# Keras layer classes that combine several inputs: a pruned-away input is dropped from them.
+MERGE_CLASSES = frozenset({"Add", "Concatenate", "Average", "Maximum", "Minimum"})
+# Layers whose output channels are not their input's channels one for one: a pruned-away input
+# leaves them nothing to compute from, so the rebuild cannot drop them with their input.
+NON_PASSING_CLASSES = frozenset(
+    {
+        "Conv1D",
+        "Conv2D",
+        "Conv3D",
+        "Conv1DTranspose",
+        "Conv2DTranspose",
+        "Conv3DTranspose",
+        "SeparableConv1D",
+        "SeparableConv2D",
+        "Dense",
+        "EinsumDense",
+        "Flatten",
+        "Reshape",
+        "Permute",
+    }
+)
+
+
+def needs_min_channels(graph: Graph, structure: Structure) -> bool:
+    """Whether ``apply_structure(model, structure)`` must raise widths to rebuild the model.
+
+    A layer pruned to zero channels vanishes with what only passes its channels on (BN,
+    activations, pooling, depthwise convs); a merge drops a vanished input. The rebuild is
+    impossible as is when a vanished tensor reaches a layer that computes new channels from it
+    (a conv, a dense layer, a reshape) or a model output: the network would be cut there.
+    """
+    dead = {n for n, s in structure.layers.items() if s.alive == 0}
+    if not dead:
+        return False
+    gone = [False] * len(graph.ops)
+    for i, op in enumerate(graph.ops):
+        if op.layer in dead:
+            gone[i] = True
+            continue
+        inputs = [gone[r.producer] for r in op.inputs if r.producer is not None]
+        if not any(inputs):
+            continue
+        producers_inside = all(
+            graph.ops[r.producer].layer == op.layer for r in op.inputs if r.producer is not None
+        )
+        cls = graph.layers[op.layer].class_name
+        if cls in MERGE_CLASSES and not producers_inside:
+            gone[i] = all(inputs)
+        elif cls in NON_PASSING_CLASSES and not producers_inside:
+            return True
+        else:
+            gone[i] = True
+    return any(gone[i] for i in graph.outputs)
+
+
+def raise_widths(structure: Structure, min_channels: int) -> Structure:
+    """Every layer at least ``min_channels`` wide (at most its original width); kept channels
+    first, then the lowest-numbered others."""
+    layers = {}
+    for name, s in structure.layers.items():
+        width = min(max(s.alive, min_channels), s.original)
+        channels = tuple(sorted(s.alive_channels)) or tuple(range(s.alive))
+        extra = [c for c in range(s.original) if c not in channels][: width - len(channels)]
+        layers[name] = LayerStructure(
+            width, s.original, tuple(sorted(channels + tuple(extra))), s.layer_class, s.op_name
+        )
+    return dataclasses.replace(structure, layers=layers)
+
+
+def rebuild_structure(
+    graph: Graph,
+    structure: Structure,
+    min_channels: int | None = None,
+    *,
+    keep_outputs: bool = True,
+) -> tuple[Structure, int]:
+    """The widths ``apply_structure`` builds for ``structure``, and the ``min_channels`` it needs.
+
+    Output layers are left out (rebuilt at full width); with ``min_channels`` None it is 0 when
+    the structure can be rebuilt as is, else 1 (``needs_min_channels``).
     """
     if keep_outputs:
         structure = keep_full_width(structure, output_layers(graph))
-    return widths_cost(graph, target, channel_map(graph, structure), ops)
+    if min_channels is None:
+        min_channels = 1 if needs_min_channels(graph, structure) else 0
+    if min_channels:
+        structure = raise_widths(structure, min_channels)
+    return structure, min_channels
 
 
 def output_layers(graph: Graph) -> set[str]:

@@ -6,7 +6,6 @@ into one functional model with the same layer names and topology.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,13 +15,14 @@ import numpy as np
 from ..costs import TARGETS, Target
 from ..errors import StructureError
 from ..graph import SUPPORTED_OPS
-from ..structure import LayerStructure, Structure
+from ..structure import Structure
 from ..widths import (
     channel_map,
     check_structure,
     keep_full_width,
     layer_channel_maps,
     output_layers,
+    raise_widths,
     widths_cost,
 )
 from .compat import keras
@@ -160,7 +160,7 @@ def apply_structure(
     if keep_outputs:
         structure = keep_full_width(structure, output_layers(graph))
     if min_channels:
-        structure = _raise_widths(structure, min_channels)
+        structure = raise_widths(structure, min_channels)
     ids = channel_map(graph, structure)
     maps = layer_channel_maps(graph, ids)
     widths = {n: structure.layers[n].alive for n in structure.layers}
@@ -264,18 +264,6 @@ def _passes_channels(layer: Any) -> bool:
         keras.layers.Permute,
     )
     return not isinstance(layer, prunable)
-
-
-def _raise_widths(structure: Structure, min_channels: int) -> Structure:
-    layers = {}
-    for name, s in structure.layers.items():
-        width = min(max(s.alive, min_channels), s.original)
-        channels = tuple(sorted(s.alive_channels)) or tuple(range(s.alive))
-        extra = [c for c in range(s.original) if c not in channels][: width - len(channels)]
-        layers[name] = LayerStructure(
-            width, s.original, tuple(sorted(channels + tuple(extra))), s.layer_class, s.op_name
-        )
-    return dataclasses.replace(structure, layers=layers)
 
 
 def _slice(value: np.ndarray, axis: int, ids: np.ndarray | None, layer: str) -> np.ndarray:

@@ -8,6 +8,7 @@ run inside every compiled training step.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -20,6 +21,7 @@ from ..errors import ConfigurationError, UnsupportedLayerError
 from ..graph import SUPPORTED_OPS
 from ..grouping import ChannelGroups, analyze, handlers_for
 from ..structure import LayerStructure, Structure, graph_fingerprint
+from ..widths import output_layers, rebuild_structure, structure_cost
 from .compat import tf
 from .op_regularizers import (
     GammaL1Regularizer,
@@ -349,11 +351,19 @@ class NetworkRegularizer:
         return out
 
     def structure(self, step: int | None = None) -> Structure:
-        """The learned structure now: alive widths of every prunable layer, seed and learned cost."""
+        """The learned structure now: alive widths of every prunable layer, seed and learned cost.
+
+        Output layers (the logits) are listed at full width, as every rebuild keeps them; the
+        learned cost is the rebuilt model's (``widths.structure_cost``), and the original
+        MorphNet ``get_cost()`` is kept beside it as ``morphnet_cost``.
+        """
+        outputs = output_layers(self.graph)
         layers = {}
         for name, alive in self.alive_vectors().items():
             info = self.graph.layers[name]
             op = self.graph.ops[info.prunable_op]  # type: ignore[index]
+            if name in outputs:
+                alive = np.ones_like(alive)
             layers[name] = LayerStructure(
                 alive=int(alive.sum()),
                 original=int(alive.size),
@@ -361,15 +371,22 @@ class NetworkRegularizer:
                 layer_class=info.class_name,
                 op_name=op.name,
             )
-        return Structure(
+        structure = Structure(
             layers=layers,
             cost_name=self.cost_name,
             seed_cost=self.seed_cost,
-            learned_cost=float(self.get_cost()),
             regularizer=self.name,
             model_name=self.graph.model_name,
             fingerprint=graph_fingerprint(self.graph),
             step=step,
+        )
+        _, min_channels = rebuild_structure(self.graph, structure)
+        return dataclasses.replace(
+            structure,
+            learned_cost=structure_cost(self.graph, structure, self.target),
+            cost_definition="rebuild",
+            rebuild_min_channels=min_channels,
+            morphnet_cost=float(self.get_cost()),
         )
 
     @property
