@@ -1,4 +1,5 @@
-"""Seed models: a small zoo sized for digits and 32x32 images, keras.applications, user code.
+"""Seed models: a small zoo sized for digits, 32x32 images and 1-D sequences (MNIST-1D),
+keras.applications, user code.
 
 Zoo models put BatchNormalization(scale=True) after every conv (Gamma sources) and end in
 GlobalAveragePooling2D + Dense, so every algorithm can analyse them and the predicted cost equals
@@ -95,12 +96,47 @@ def inception(input_shape: tuple[int, ...], num_classes: int, width: int = 32) -
     return keras.Model(inputs, _head(x, num_classes), name="inception")
 
 
-ZOO: dict[str, Callable[..., Any]] = {
+def _conv1d_bn(x: Any, filters: int, kernel: int, stride: int, name: str, relu: bool = True) -> Any:
+    L = _keras().layers
+    x = L.Conv1D(filters, kernel, strides=stride, padding="same", use_bias=False, name=name)(x)
+    x = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    return L.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+def resnet1d(input_shape: tuple[int, ...], num_classes: int, width: int = 32) -> Any:
+    """The residual net for sequences ``(length, channels)``: a Conv1D stem and three stages of
+    two basic blocks (kernel 5, projection on stride), global average pooling, a Dense head."""
+    keras, L = _keras(), _keras().layers
+    if len(input_shape) != 2:
+        raise TrialConfigError(
+            f"zoo:resnet1d takes sequences of shape (length, channels), but the data has "
+            f"shape {tuple(input_shape)}; use an image model (zoo:resnet) for images"
+        )
+    inputs = keras.Input(input_shape, name="sequence")
+    x = _conv1d_bn(inputs, width, 5, 1, "stem")
+    for stage, (filters, stride) in enumerate(((width, 1), (2 * width, 2), (4 * width, 2)), 1):
+        for block in (1, 2):
+            s = stride if block == 1 else 1
+            name = f"s{stage}b{block}"
+            y = _conv1d_bn(x, filters, 5, s, f"{name}_conv1")
+            y = _conv1d_bn(y, filters, 5, 1, f"{name}_conv2", relu=False)
+            if s != 1 or x.shape[-1] != filters:
+                x = _conv1d_bn(x, filters, 1, s, f"{name}_proj", relu=False)
+            x = L.ReLU(name=f"{name}_out")(L.Add(name=f"{name}_add")([x, y]))
+    x = L.GlobalAveragePooling1D(name="pool")(x)
+    return keras.Model(inputs, L.Dense(num_classes, name="logits")(x), name="resnet1d")
+
+
+# models for images (height, width, channels)
+IMAGE_ZOO: dict[str, Callable[..., Any]] = {
     "plain": plain_cnn,
     "resnet": resnet,
     "mobilenet": mobilenet,
     "inception": inception,
 }
+# models for sequences (length, channels)
+SEQUENCE_ZOO: dict[str, Callable[..., Any]] = {"resnet1d": resnet1d}
+ZOO: dict[str, Callable[..., Any]] = {**IMAGE_ZOO, **SEQUENCE_ZOO}
 MODELS = tuple(f"zoo:{n}" for n in ZOO) + ("keras.applications.<Name>", "<module>:<function>")
 
 

@@ -140,11 +140,13 @@ def test_straight_through_gradient_is_soft():
 def test_keep_first_channel_alive_counts_in_cost():
     img = keras.Input((4, 4, 3), name="image")
     x = L.Conv2D(5, 1, name="conv")(img)
-    model = keras.Model(img, LogisticSigmoidGating(name="gate", log_odds_init=-20.0)(x))
+    x = LogisticSigmoidGating(name="gate", log_odds_init=-20.0)(x)
+    # a head, so that conv is not an output layer (those keep every channel)
+    model = keras.Model(img, L.Dense(2, name="head")(L.GlobalAveragePooling2D()(x)))
     model(np.ones((1, 4, 4, 3), np.float32), training=True)
     reg = LogisticSigmoidFlopsRegularizer(model)
     # every gate is closed but channel 0, which the forward pass keeps open, is counted
-    assert float(reg.get_cost()) == 2 * 16 * 3 * 1
+    assert float(reg.get_cost()) == 2 * 16 * 3 * 1 + 2 * 1 * 2
     assert reg.structure().layers["conv"].alive_channels == (0,)
 
 

@@ -30,12 +30,24 @@ def test_structure_of_case1(tmp_path):
     }
     assert structure.layers["conv2"].original == 23
     assert structure.layers["conv1"].alive_channels == tuple(range(7))
-    assert structure.cost_name == "FLOPs" and structure.learned_cost == 985404
+    # the original get_cost() (spec case 1) prunes the two conv heads too ...
+    assert structure.cost_name == "FLOPs" and structure.morphnet_cost == 985404
+    # ... the learned cost is the rebuilt model's, where conv3 and conv4, the model's outputs,
+    # keep every channel: 22610*3*7 + 646*3*11 + 1620*18*29 + 646*18*31
+    assert structure.learned_cost == 474810 + 21318 + 845640 + 360468
+    assert structure.cost_definition == "rebuild" and structure.rebuild_min_channels == 0
     # seed cost: every channel alive
     assert structure.seed_cost == 22610 * 3 * 13 + 646 * 3 * 23 + 1620 * 36 * 29 + 646 * 36 * 31
     data = structure.to_dict()
     assert data["schema_version"] == 1 and data["step"] == 7
-    assert data["cost"] == {"name": "FLOPs", "seed": structure.seed_cost, "learned": 985404.0}
+    assert data["cost"] == {
+        "name": "FLOPs",
+        "seed": structure.seed_cost,
+        "learned": 1702236.0,
+        "definition": "rebuild",
+        "rebuild_min_channels": 0,
+        "morphnet": 985404.0,
+    }
     assert data["flat"] == {
         "conv1/Conv2D": 7,
         "conv2/Conv2D": 11,

@@ -7,7 +7,7 @@ import pytest
 from trainers.config import TrialConfig
 from trainers.data import check_dataset_spec, load_dataset
 from trainers.errors import TrialConfigError
-from trainers.models import ZOO, build_model, check_model_spec
+from trainers.models import IMAGE_ZOO, build_model, check_model_spec
 
 
 def test_round_trip_through_dict():
@@ -84,7 +84,7 @@ def test_npz_and_function_datasets(tmp_path):
     assert function.input_shape == (4, 4, 1) and function.num_classes == 2
 
 
-@pytest.mark.parametrize("name", sorted(ZOO))
+@pytest.mark.parametrize("name", sorted(IMAGE_ZOO))
 def test_zoo_models_build_for_digits_and_32px(name):
     for shape in ((8, 8, 1), (32, 32, 3)):
         model = build_model(f"zoo:{name}", shape, 10, width=8)

@@ -21,7 +21,7 @@ from ..errors import ConfigurationError, UnsupportedLayerError
 from ..graph import SUPPORTED_OPS
 from ..grouping import ChannelGroups, analyze, handlers_for
 from ..structure import LayerStructure, Structure, graph_fingerprint
-from ..widths import output_layers, rebuild_structure, structure_cost
+from ..widths import rebuild_structure, structure_cost
 from .compat import tf
 from .op_regularizers import (
     GammaL1Regularizer,
@@ -353,17 +353,16 @@ class NetworkRegularizer:
     def structure(self, step: int | None = None) -> Structure:
         """The learned structure now: alive widths of every prunable layer, seed and learned cost.
 
-        Output layers (the logits) are listed at full width, as every rebuild keeps them; the
-        learned cost is the rebuilt model's (``widths.structure_cost``), and the original
-        MorphNet ``get_cost()`` is kept beside it as ``morphnet_cost``.
+        The alive counts are the groups' alive vectors, as the original exporter writes them
+        (output layers included); the learned cost is the cost of the model ``apply_structure``
+        rebuilds (``widths.structure_cost``: output layers at full width, one channel in dead
+        layers when the rebuild needs it), and the original MorphNet ``get_cost()`` is kept
+        beside it as ``morphnet_cost``.
         """
-        outputs = output_layers(self.graph)
         layers = {}
         for name, alive in self.alive_vectors().items():
             info = self.graph.layers[name]
             op = self.graph.ops[info.prunable_op]  # type: ignore[index]
-            if name in outputs:
-                alive = np.ones_like(alive)
             layers[name] = LayerStructure(
                 alive=int(alive.sum()),
                 original=int(alive.size),
