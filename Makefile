@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo check bench lint clean
+.PHONY: venv test demo check bench quality lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(PY) tests/benchmarks/bench_regularizers.py
 	$(PY) tests/benchmarks/bench_train_step.py
+
+# the quality study (about an hour on 2 cores; not part of make test)
+quality: $(STAMP)
+	$(PY) tests/benchmarks/quality_study.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -179,7 +179,7 @@ def publish_pareto(tracker: SweepTracker, config: Any) -> dict[str, Any]:
             )
             tracker.log_artifact(None, png, "pareto")
             tracker.log_artifact(None, html, "pareto")
-        if config.budgets:
+        if getattr(config, "budgets", None):
             report = budget_table(tracker.uri, tracker.sweep)
             report.to_csv(out / "budgets.csv", index=False)
             tracker.log_artifact(None, out / "budgets.csv", "pareto")

@@ -75,6 +75,7 @@ def test_submit_runs_on_several_nodes_and_tracks_to_mlflow(cluster, tmp_path):
         "resources": {"cpus": 1},
         "max_concurrent": 2,
         "retries": 0,
+        "early_stop": "off",  # the cluster path; early stopping has its own tests
         "tracking_uri": mlflow_uri,
         "storage_path": str(cluster["dir"] / "storage"),
     }

@@ -45,6 +45,8 @@ def sweep_yaml(tmp_path, name, uri, **extra):
         "resources": {"cpus": 1},
         "max_concurrent": 2,
         "retries": 0,
+        # the grid service itself; early stopping has its own tests (test_adaptive_e2e)
+        "early_stop": "off",
         "tracking_uri": uri,
         "workdir": str(tmp_path / "work"),
         **extra,

@@ -1,0 +1,207 @@
+"""Quality study: does the MorphNet front beat uniform shrinking, on tasks where width matters?
+
+`make quality` runs, per benchmark, one sweep through the real sweep service (local Ray, a local
+MLflow store): Gamma, GroupLasso and LogisticSigmoid/FiGS at a grid of strengths, plus the
+uniform-width baseline of the same seed network, each over 3 seeds, with the same seed network
+and the same retrain recipe for every method. It then prints, per benchmark, the best retrained
+validation accuracy of each method at or under 25%, 50% and 75% of the seed's FLOPs (mean ± std
+over seeds) and the hypervolume of each method's front (reference point: zero accuracy, the seed
+cost; cost as a fraction of the seed's, so a perfect front has hypervolume 1), and writes
+``morphsweep_runs/quality/<benchmark>.csv`` and ``<benchmark>.png``.
+
+    python tests/benchmarks/quality_study.py [--benchmarks mnist1d,shapes32,digits] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+LEVELS = (0.25, 0.5, 0.75)
+METHODS = ("gamma", "group_lasso", "logistic_sigmoid", "baseline")
+SEEDS = (0, 1, 2)
+# Uniform widths whose FLOPs fall just under 25%, 50% and 75% of the seed's (FLOPs ~ width^2).
+BASELINE_WIDTHS = (0.45, 0.68, 0.85, 1.0)
+
+# One seed network and one recipe per benchmark, the same for every method.
+BENCHMARKS: dict[str, dict[str, Any]] = {
+    "mnist1d": {
+        "model": "zoo:resnet1d",
+        "model_width": 16,
+        "dataset": "mnist1d",
+        "epochs": 6,
+        "retrain_epochs": 6,
+        "batch_size": 64,
+    },
+    "shapes32": {
+        "model": "zoo:resnet",
+        "model_width": 8,
+        "dataset": "shapes32",
+        "epochs": 5,
+        "retrain_epochs": 5,
+        "batch_size": 64,
+    },
+    "digits": {
+        "model": "zoo:resnet",
+        "model_width": 16,
+        "dataset": "digits",
+        "epochs": 6,
+        "retrain_epochs": 6,
+        "batch_size": 64,
+    },
+}
+
+
+def sweep_config(name: str, trial: dict[str, Any], root: Path, quick: bool) -> dict[str, Any]:
+    return {
+        "name": f"quality-{name}",
+        "trial": {**trial, "export_every_steps": 1000},
+        "algorithms": list(METHODS[:3]),
+        "targets": ["flops"],
+        # the adaptive search aims each algorithm at the three levels (6% under each, so that a
+        # trial within its 5% tolerance is at or under the level); a point per decade to start
+        "search": "adaptive",
+        "budgets": {"flops": [round(0.94 * level, 4) for level in LEVELS]},
+        "max_trials": 5,
+        "budget_tolerance": 0.05,
+        "seeds": [0] if quick else list(SEEDS),
+        "baseline": {"widths": list(BASELINE_WIDTHS)},
+        "resources": {"cpus": 1},
+        "max_concurrent": 2,
+        "retries": 1,
+        "early_stop": "degenerate",
+        "workdir": str(root),
+    }
+
+
+def best_at(rows: Any, level: float) -> float:
+    """Best accuracy among rows at or under ``level`` of the seed cost (NaN when none)."""
+    within = rows[rows["cost_fraction"] <= level + 1e-9]
+    return float(within["accuracy"].max()) if len(within) else math.nan
+
+
+def hypervolume(rows: Any) -> float:
+    """Area dominated by the front in (cost fraction, accuracy), reference (1, 0)."""
+    points = rows[["cost_fraction", "accuracy"]].dropna().sort_values("cost_fraction")
+    points = points[points["cost_fraction"] <= 1.0 + 1e-9]
+    area, best = 0.0, 0.0
+    costs = list(points["cost_fraction"]) + [1.0]
+    for (c, a), nxt in zip(points.itertuples(index=False), costs[1:], strict=True):
+        best = max(best, float(a))
+        area += best * (min(nxt, 1.0) - float(c))
+    return area
+
+
+def summarize(table: Any) -> Any:
+    """One row per method: mean ± std over seeds of the best accuracy per level, and of HV."""
+    import numpy as np
+    import pandas as pd
+
+    rows = []
+    for method in METHODS:
+        mine = table[table["algorithm"] == method]
+        row: dict[str, Any] = {"method": method}
+        per_seed = [mine[mine["seed"] == s] for s in sorted(set(mine["seed"]))]
+        columns = [(f"acc@{int(lv * 100)}%", [best_at(r, lv) for r in per_seed]) for lv in LEVELS]
+        columns.append(("hypervolume", [hypervolume(r) for r in per_seed]))
+        for label, values in columns:
+            finite = [v for v in values if not math.isnan(v)]
+            row[f"{label} mean"] = float(np.mean(finite)) if finite else math.nan
+            row[f"{label} std"] = float(np.std(finite)) if finite else math.nan
+            row[f"{label} seeds"] = len(finite)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_summary(name: str, summary: Any) -> str:
+    header = f"{'method':<18}" + "".join(f"{f'acc@{int(lv * 100)}%':>16}" for lv in LEVELS)
+    header += f"{'hypervolume':>16}"
+    lines = [
+        f"== {name} (best retrained accuracy at or under each share of the seed's FLOPs)",
+        header,
+    ]
+    for _, row in summary.iterrows():
+        cells = []
+        for label in [f"acc@{int(lv * 100)}%" for lv in LEVELS] + ["hypervolume"]:
+            mean, std = row[f"{label} mean"], row[f"{label} std"]
+            cells.append(f"{'-':>16}" if math.isnan(mean) else f"{mean:>9.3f} ± {std:.3f}")
+        lines.append(f"{row['method']:<18}" + "".join(f"{c:>16}" for c in cells))
+    return "\n".join(lines)
+
+
+def plot(name: str, table: Any, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for method, marker in zip(METHODS, "os^D", strict=True):
+        rows = table[table["algorithm"] == method].dropna(subset=["cost_fraction", "accuracy"])
+        ax.scatter(rows["cost_fraction"], rows["accuracy"], label=method, marker=marker, alpha=0.7)
+    for level in LEVELS:
+        ax.axvline(level, color="grey", lw=0.5, ls=":")
+    ax.set_xlabel("FLOPs, share of the seed network's")
+    ax.set_ylabel("retrained validation accuracy")
+    ax.set_title(f"{name}: every trial, 3 seeds")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--benchmarks", default=",".join(BENCHMARKS))
+    parser.add_argument("--quick", action="store_true", help="one seed (a smoke run)")
+    parser.add_argument("--out", default=str(ROOT / "morphsweep_runs" / "quality"))
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.benchmarks.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; known: {sorted(BENCHMARKS)}")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from sweep.config import load_sweep_config
+    from sweep.results import results_table
+    from sweep.tune_runner import run_sweep
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    reports = []
+    for name in names:
+        began = time.monotonic()
+        config = load_sweep_config(sweep_config(name, BENCHMARKS[name], out, args.quick))
+        print(
+            f"\n[{time.monotonic() - started:6.0f}s] benchmark {name}: sweep {config.name}",
+            flush=True,
+        )
+        run_sweep(config, verbose=0)
+        table = results_table(config.resolved_tracking_uri, config.name)
+        table = table[table["status"] == "FINISHED"].dropna(subset=["cost", "accuracy"])
+        table.to_csv(out / f"{name}_trials.csv", index=False)
+        summary = summarize(table)
+        summary.to_csv(out / f"{name}.csv", index=False)
+        plot(name, table, out / f"{name}.png")
+        report = format_summary(name, summary)
+        reports.append(report)
+        print(report, flush=True)
+        print(f"   {len(table)} finished trials in {time.monotonic() - began:.0f} s", flush=True)
+    elapsed = time.monotonic() - started
+    print("\n" + "\n\n".join(reports))
+    print(
+        f"\nquality study: {len(names)} benchmarks in {elapsed / 60:.1f} min; tables and plots in {out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
