@@ -92,7 +92,7 @@ def next_multiplier(group: Group, tolerance: float) -> float | None:
         return None
     tried = {fmt_multiplier(p.multiplier) for p in group.points.values()}
     for budget in group.budgets:
-        _mark_met(group, budget, points, tolerance)
+        _mark_met(group, budget, tolerance)
         if budget.met_by or budget.stalled:
             continue
         x = toward_budget(points, budget.fraction)
@@ -106,7 +106,7 @@ def next_multiplier(group: Group, tolerance: float) -> float | None:
     return None
 
 
-def _mark_met(group: Group, budget: BudgetStatus, points: list[Point], tolerance: float) -> None:
+def _mark_met(group: Group, budget: BudgetStatus, tolerance: float) -> None:
     if budget.met_by:
         return
     for trial_id in group.suggested:
@@ -266,12 +266,16 @@ class BudgetSearch:
         if spec.algorithm == BASELINE:
             self.fixed_done.add(trial_id)
             return
-        group = self.groups[f"{spec.algorithm}-{spec.target}-s{spec.seed}"]
+        group = self.group_of(spec)
         group.points[trial_id] = Point(
             trial_id, float(spec.multiplier or 0.0), cost_fraction, accuracy
         )
         for budget in group.budgets:
-            _mark_met(group, budget, [], self.config.budget_tolerance)
+            _mark_met(group, budget, self.config.budget_tolerance)
+
+    def group_of(self, spec: TrialSpec) -> Group:
+        """The group a MorphNet trial belongs to."""
+        return self.groups[f"{spec.algorithm}-{spec.target}-s{spec.seed}"]
 
     def known(self, trial_id: str) -> bool:
         return trial_id in self.fixed_done or any(

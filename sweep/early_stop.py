@@ -67,7 +67,7 @@ class EarlyStopRule:
         if result.get("phase") != "learn":
             return None
         epoch = int(result.get("epoch", 0))
-        fraction = _number(result.get("predicted_fraction", result.get("cost_fraction")))
+        fraction = finite(result.get("predicted_fraction", result.get("cost_fraction")))
         saved = max(epochs - epoch, 0) + retrain_epochs
         if fraction is None:
             return None
@@ -86,7 +86,7 @@ class EarlyStopRule:
             )
         if epoch < self.after * epochs:
             return None
-        term = _number(result.get("term_fraction"))
+        term = finite(result.get("term_fraction"))
         if fraction >= self.unmoved and (term is None or term >= self.term_unmoved):
             return Stop(
                 DEGENERATE,
@@ -95,7 +95,7 @@ class EarlyStopRule:
                 f"try 10x-100x higher",
                 saved,
             )
-        accuracy = _number(result.get("val_accuracy"))
+        accuracy = finite(result.get("val_accuracy"))
         if self.dominated and accuracy is not None:
             for cost, best in self.learned.get(target, []):
                 if cost <= fraction and best >= accuracy + self.margin:
@@ -113,7 +113,8 @@ class EarlyStopRule:
         self.learned.setdefault(target, []).append((fraction, accuracy))
 
 
-def _number(value: Any) -> float | None:
+def finite(value: Any) -> float | None:
+    """A number as float; None for NaN, booleans and anything else."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if value == value else None

@@ -65,6 +65,13 @@ def _flat(prefix: str, data: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def run_ended(run: Any) -> bool:
+    """A trial's run that needs no rerun: finished, or stopped early as hopeless."""
+    return run.info.status == "FINISHED" or (
+        run.info.status == "KILLED" and TAG_STOPPED in run.data.tags
+    )
+
+
 class SweepTracker:
     """Writes a sweep to MLflow through ``MlflowClient`` (no global active-run state)."""
 
@@ -119,12 +126,7 @@ class SweepTracker:
 
     def finished_trials(self) -> set[str]:
         """Trials that need not run again: finished, or stopped early as hopeless."""
-        return {
-            tid
-            for tid, run in self.children().items()
-            if run.info.status == "FINISHED"
-            or (run.info.status == "KILLED" and TAG_STOPPED in run.data.tags)
-        }
+        return {tid for tid, run in self.children().items() if run_ended(run)}
 
     def start(self, trial_id: str, params: Mapping[str, Any] | None = None) -> str:
         """Open a trial's child run (RUNNING): reuse it if the sweep ran before, else create it."""

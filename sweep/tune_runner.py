@@ -22,6 +22,7 @@ from .tracking import (
     TAG_STOPPED_REASON,
     SweepTracker,
     check_tracking,
+    run_ended,
 )
 
 # What Tune adds to every result; the trial's own metrics are the rest.
@@ -289,16 +290,16 @@ def run_sweep(
             f"({len(done & {s.trial_id for s in specs})} already finished), seed cost {seed_text}",
             flush=True,
         )
-    stats: dict[str, Any] = {"ran": 0, "stopped": 0, "epochs_saved": 0}
+    ran = 0
     if todo or (search is not None and not search.finished()):
-        stats = _tune(config, todo, tracker, address, verbose, search)
+        ran = _tune(config, todo, tracker, address, verbose, search)
     from .results import publish_pareto
 
     summary = publish_pareto(tracker, config)
     if search is not None:
         summary["search"] = search.summary()
         tracker.log_search_summary(summary["search"])
-    stats["stopped"], stats["epochs_saved"] = tracker.log_early_stops()
+    stopped, epochs_saved = tracker.log_early_stops()
     from dashboards.page import publish_dashboard
 
     publish_dashboard(tracker)
@@ -308,7 +309,9 @@ def run_sweep(
         "experiment_id": tracker.experiment_id,
         "parent_run_id": tracker.parent_id,
         "trials": trials,
-        **stats,
+        "ran": ran,
+        "stopped": stopped,
+        "epochs_saved": epochs_saved,
         **summary,
     }
 
@@ -324,7 +327,7 @@ def _adaptive_search(config: SweepConfig, costs: dict[str, float], tracker: Swee
         search.restore(path)
     # a trial that ended after the state was last written: its result is in MLflow
     for trial_id, run in tracker.children().items():
-        if trial_id in search.specs and not search.known(trial_id) and _ended(run):
+        if trial_id in search.specs and not search.known(trial_id) and run_ended(run):
             metrics = run.data.metrics
             if metrics.get("cost_fraction") is not None:
                 cost = metrics.get("cost_fraction")
@@ -335,12 +338,6 @@ def _adaptive_search(config: SweepConfig, costs: dict[str, float], tracker: Swee
             search.record(trial_id, cost, metrics.get("retrained_val_accuracy"))
     search.save(path)
     return search
-
-
-def _ended(run: Any) -> bool:
-    return run.info.status == "FINISHED" or (
-        run.info.status == "KILLED" and TAG_STOPPED in run.data.tags
-    )
 
 
 def search_state_path(config: SweepConfig) -> Path:
@@ -355,7 +352,8 @@ def _tune(
     address: str | None,
     verbose: int,
     search: Any = None,
-) -> dict[str, Any]:
+) -> int:
+    """Run the trials on Tune; returns how many ran."""
     import os
 
     # a checkpoint every epoch is by design; Tune's warning about it is noise here
@@ -436,12 +434,7 @@ def _tune(
     finally:
         if previous is not None and Path(previous).is_dir():
             os.chdir(previous)
-    stopped = scheduler.stopped if scheduler is not None else {}
-    return {
-        "ran": len(grid),
-        "stopped": len(stopped),
-        "epochs_saved": sum(s.epochs_saved for s in stopped.values()),
-    }
+    return len(grid)
 
 
 __all__ = ["build_trials", "run_sweep", "trainable"]

@@ -14,7 +14,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from .adaptive import BudgetSearch
-from .early_stop import EarlyStopRule, Stop
+from .early_stop import EarlyStopRule, Stop, finite
 from .space import TrialSpec
 
 
@@ -26,18 +26,12 @@ def cost_and_accuracy(result: dict[str, Any] | None) -> tuple[float | None, floa
     """
     result = result or {}
     if result.get("phase") == "done":
-        return _finite(result.get("cost_fraction")), _finite(result.get("retrained_val_accuracy"))
+        return finite(result.get("cost_fraction")), finite(result.get("retrained_val_accuracy"))
     if result.get("phase") == "learn":
         if result.get("collapsed"):
             return 0.0, None  # cut: nothing of the network is left, whatever the count says
-        return _finite(result.get("predicted_fraction", result.get("cost_fraction"))), None
+        return finite(result.get("predicted_fraction", result.get("cost_fraction"))), None
     return None, None
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        return None
-    return float(value)
 
 
 class AdaptiveSearcher(Searcher):
@@ -68,7 +62,7 @@ class AdaptiveSearcher(Searcher):
             spec = found
             self.search.save(self.state_path)
             if spec.multiplier is not None:
-                group = self.search.groups[f"{spec.algorithm}-{spec.target}-s{spec.seed}"]
+                group = self.search.group_of(spec)
                 print(
                     f"adaptive search: {group.key} trial {len(group.suggested)}/"
                     f"{self.search.config.max_trials} at multiplier {spec.multiplier:.3g}",
@@ -105,10 +99,13 @@ class EarlyStopScheduler(FIFOScheduler):
     """
 
     def __init__(self, rule: EarlyStopRule, specs: Any) -> None:
+        from trainers.config import TrialConfig
+
         super().__init__()
         self.rule = rule
         self.specs = specs
         self.stopped: dict[str, Stop] = {}
+        self.defaults = TrialConfig()  # epochs a trial config leaves out
 
     def _spec(self, trial: Any) -> TrialSpec | None:
         found = self.specs(trial.config["trial_id"])
@@ -118,11 +115,8 @@ class EarlyStopScheduler(FIFOScheduler):
         spec = self._spec(trial)
         if spec is None or spec.strength is None:  # baselines learn nothing: never stopped
             return TrialScheduler.CONTINUE
-        from trainers.config import TrialConfig
-
-        defaults = TrialConfig()
-        epochs = int(spec.config.get("epochs", defaults.epochs))
-        retrain_epochs = int(spec.config.get("retrain_epochs", defaults.retrain_epochs))
+        epochs = int(spec.config.get("epochs", self.defaults.epochs))
+        retrain_epochs = int(spec.config.get("retrain_epochs", self.defaults.retrain_epochs))
         if result.get("phase") == "learn" and int(result.get("epoch", 0)) >= epochs:
             cost, accuracy = result.get("predicted_fraction"), result.get("val_accuracy")
             if isinstance(cost, float) and isinstance(accuracy, float):
@@ -133,6 +127,3 @@ class EarlyStopScheduler(FIFOScheduler):
         self.stopped[spec.trial_id] = stop
         print(f"early stop: {spec.trial_id} {stop.reason}", flush=True)
         return TrialScheduler.STOP
-
-    def epochs_saved(self) -> int:
-        return sum(s.epochs_saved for s in self.stopped.values())
