@@ -50,19 +50,25 @@ def plain_cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 32) -
 
 def resnet(input_shape: tuple[int, ...], num_classes: int, width: int = 32) -> Any:
     """A stem and three residual stages (two basic blocks each, projection on stride)."""
-    keras, L = _keras(), _keras().layers
+    keras = _keras()
     inputs = keras.Input(input_shape, name="image")
-    x = _conv_bn(inputs, width, 3, 1, "stem")
+    x = _residual_stages(_conv_bn(inputs, width, 3, 1, "stem"), width, _conv_bn, 3)
+    return keras.Model(inputs, _head(x, num_classes), name="resnet")
+
+
+def _residual_stages(x: Any, width: int, conv_bn: Callable[..., Any], kernel: int) -> Any:
+    """Three stages (width, 2x, 4x; stride 1, 2, 2) of two basic blocks, projection on stride."""
+    L = _keras().layers
     for stage, (filters, stride) in enumerate(((width, 1), (2 * width, 2), (4 * width, 2)), 1):
         for block in (1, 2):
             s = stride if block == 1 else 1
             name = f"s{stage}b{block}"
-            y = _conv_bn(x, filters, 3, s, f"{name}_conv1")
-            y = _conv_bn(y, filters, 3, 1, f"{name}_conv2", relu=False)
+            y = conv_bn(x, filters, kernel, s, f"{name}_conv1")
+            y = conv_bn(y, filters, kernel, 1, f"{name}_conv2", relu=False)
             if s != 1 or x.shape[-1] != filters:
-                x = _conv_bn(x, filters, 1, s, f"{name}_proj", relu=False)
+                x = conv_bn(x, filters, 1, s, f"{name}_proj", relu=False)
             x = L.ReLU(name=f"{name}_out")(L.Add(name=f"{name}_add")([x, y]))
-    return keras.Model(inputs, _head(x, num_classes), name="resnet")
+    return x
 
 
 def mobilenet(input_shape: tuple[int, ...], num_classes: int, width: int = 32) -> Any:
@@ -113,16 +119,7 @@ def resnet1d(input_shape: tuple[int, ...], num_classes: int, width: int = 32) ->
             f"shape {tuple(input_shape)}; use an image model (zoo:resnet) for images"
         )
     inputs = keras.Input(input_shape, name="sequence")
-    x = _conv1d_bn(inputs, width, 5, 1, "stem")
-    for stage, (filters, stride) in enumerate(((width, 1), (2 * width, 2), (4 * width, 2)), 1):
-        for block in (1, 2):
-            s = stride if block == 1 else 1
-            name = f"s{stage}b{block}"
-            y = _conv1d_bn(x, filters, 5, s, f"{name}_conv1")
-            y = _conv1d_bn(y, filters, 5, 1, f"{name}_conv2", relu=False)
-            if s != 1 or x.shape[-1] != filters:
-                x = _conv1d_bn(x, filters, 1, s, f"{name}_proj", relu=False)
-            x = L.ReLU(name=f"{name}_out")(L.Add(name=f"{name}_add")([x, y]))
+    x = _residual_stages(_conv1d_bn(inputs, width, 5, 1, "stem"), width, _conv1d_bn, 5)
     x = L.GlobalAveragePooling1D(name="pool")(x)
     return keras.Model(inputs, L.Dense(num_classes, name="logits")(x), name="resnet1d")
 
