@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 
 from sweep.adaptive import BudgetSearch
@@ -25,6 +24,7 @@ from sweep.config import load_sweep_config
 from sweep.results import results_table
 from sweep.space import BASELINE, baseline_trials
 from sweep.tracking import TAG_ROLE, TAG_STOPPED, TAG_STOPPED_REASON, TAG_TRIAL
+from tests.sweep.test_sweep_e2e import sweep_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET = 0.25
@@ -34,8 +34,8 @@ pytestmark = pytest.mark.slow
 
 
 def write_config(tmp_path, name, uri, **extra):
-    config = {
-        "name": name,
+    """The e2e sweep config, made adaptive toward 25% of the seed's FLOPs, early stop on."""
+    adaptive = {
         "trial": {
             "model": "zoo:plain",
             "model_width": 16,
@@ -45,23 +45,15 @@ def write_config(tmp_path, name, uri, **extra):
             "batch_size": 32,
             "export_every_steps": 1000,
         },
-        "algorithms": ["gamma", "group_lasso"],
-        "targets": ["flops"],
         "search": "adaptive",
+        "strengths": None,  # the adaptive search's own initial grid
         "budgets": {"flops": [BUDGET]},
         "max_trials": MAX_TRIALS,
         "budget_tolerance": 0.05,
         "baseline": {"widths": [0.25, 1.0]},
-        "resources": {"cpus": 1},
-        "max_concurrent": 2,
-        "retries": 0,
-        "tracking_uri": uri,
-        "workdir": str(tmp_path / "work"),
-        **extra,
+        "early_stop": "degenerate",
     }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return sweep_yaml(tmp_path, name, uri, **{**adaptive, **extra})
 
 
 def children(uri, name):
