@@ -8,9 +8,12 @@ Per (algorithm, target, seed) *group* the search works on x = log(multiplier) an
 y = log(cost fraction), the map MorphNet makes monotone (decreasing) in practice:
 
 1. a small initial log grid around the algorithm's centre (multiplier / seed cost);
-2. toward each budget in turn: secant between the points bracketing it (clamped inside the
-   bracket; bisection when an end is more than 4x off the budget), or a step of at most ``MAX_STEP`` decades past the last point while it is not
-   bracketed; a budget is *met* when a trial's cost is within ``tolerance`` (relative) of it;
+2. toward one budget at a time, the unmet one farthest (in log cost) from every trial so far, so
+   that when trials are scarce each budget gets its first aimed trial before any gets a second:
+   secant between the points bracketing it (clamped inside the bracket; bisection when an end is
+   more than 4x off the budget), or a step of at most ``MAX_STEP`` decades past the last point
+   while it is not bracketed; a budget is *met* when a trial's cost is within ``tolerance``
+   (relative) of it;
 3. once every budget is met (or cannot be refined further), the widest gap, in log cost, between
    neighbours on the group's cost-accuracy front.
 
@@ -93,8 +96,8 @@ def next_multiplier(group: Group, tolerance: float) -> float | None:
     tried = {fmt_multiplier(p.multiplier) for p in group.points.values()}
     for budget in group.budgets:
         _mark_met(group, budget, tolerance)
-        if budget.met_by or budget.stalled:
-            continue
+    open_budgets = [b for b in group.budgets if not (b.met_by or b.stalled)]
+    for budget in sorted(open_budgets, key=lambda b: -_distance(points, b.fraction)):
         x = toward_budget(points, budget.fraction)
         if x is None or fmt_multiplier(math.exp(x)) in tried:
             budget.stalled = True
@@ -104,6 +107,12 @@ def next_multiplier(group: Group, tolerance: float) -> float | None:
         if fmt_multiplier(math.exp(x)) not in tried:
             return math.exp(x)
     return None
+
+
+def _distance(points: list[Point], fraction: float) -> float:
+    """How far, in log cost, the nearest trial is from a budget (sorted() keeps ties in order)."""
+    target = math.log(fraction)
+    return min(abs(_log_fraction(p) - target) for p in points)
 
 
 def _mark_met(group: Group, budget: BudgetStatus, tolerance: float) -> None:

@@ -132,6 +132,36 @@ def test_search_meets_the_budget_within_max_trials(midpoints):
         assert abs(f / 0.25 - 1) <= 0.05
 
 
+def test_scarce_trials_go_to_the_budget_farthest_from_every_trial():
+    # three budgets, 3 initial points + 3 adaptive ones: each adaptive trial goes toward the
+    # unmet budget farthest (in log cost) from every trial so far, so the cheapest budget is not
+    # starved while the ones next to the initial grid get refined
+    budgets = [0.7, 0.45, 0.12]
+    search = make(config(algorithms=["gamma"], budgets={"flops": budgets}, max_trials=6))
+    group = search.groups["gamma-flops-s0"]
+    cost = cliff({"gamma": 5.0}, steepness=2.0)  # initial grid at 99.5%, 73.5%, 2.5%
+    aimed = 0
+    for _ in range(20):
+        spec = search.next_suggestion()
+        if spec is None:
+            if search.finished():
+                break
+            for trial_id in search.pending():
+                record(search, trial_id, cost)
+            continue
+        if len(group.suggested) > 3 and spec.algorithm == "gamma":
+            points = [p for p in group.points.values() if p.cost_fraction is not None]
+            unmet = [b.fraction for b in group.budgets if not b.met_by]
+            far = max(unmet, key=lambda f: min(abs(math.log(p.cost_fraction / f)) for p in points))
+            step = math.exp(toward_budget(points, far))
+            assert math.isclose(step, spec.multiplier, rel_tol=0.01), (far, spec.trial_id)
+            aimed += 1
+    assert aimed == 3
+    # in the end every budget has a trial within a factor 1.6 of it
+    costs = [p.cost_fraction for p in group.points.values()]
+    assert all(min(abs(math.log(c / f)) for c in costs) < math.log(1.6) for f in budgets), costs
+
+
 def test_absolute_budget_is_a_cost_not_a_fraction():
     search = make(config(budgets={"flops": [250.0]}))
     # 250 FLOPs of a 1000-FLOP seed is the fraction 0.25
