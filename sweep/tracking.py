@@ -3,16 +3,21 @@
 The sweep driver is the only writer (trials report to it through Ray Tune), so many parallel
 trials never contend for the tracking store. Runs are found again by tags, so running a sweep
 again reuses its runs instead of duplicating them, and metrics already logged for a step are not
-logged twice.
+logged twice. With a ``queue_dir`` every write goes through a durable on-disk queue
+(``sweep.outbox``): an outage of the tracking server delays writes, it does not lose them.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from .outbox import Outbox
 
 TAG_SWEEP = "morphsweep.sweep"
 TAG_ROLE = "morphsweep.role"
@@ -28,6 +33,13 @@ TAG_BUDGETS = "morphsweep.budgets"
 TAG_SEED_COSTS = "morphsweep.seed_costs"
 TAG_SEARCH = "morphsweep.search"
 PARENT_ID = "mlflow.parentRunId"
+
+
+DRAIN_TIMEOUT_S = float(os.environ.get("MORPHSWEEP_TRACKING_WAIT_S", 600))
+
+
+def _finite_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
 class TrackingUnavailable(RuntimeError):
@@ -54,6 +66,19 @@ def check_tracking(uri: str, timeout: float = 5.0) -> None:
         ) from exc
 
 
+def reachable(uri: str, timeout: float = 3.0) -> bool:
+    """Whether the tracking store answers (an HTTP server's /health; a local store always)."""
+    if not uri.startswith(("http://", "https://")):
+        return True
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
 def _flat(prefix: str, data: Mapping[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in data.items():
@@ -75,7 +100,13 @@ def run_ended(run: Any) -> bool:
 class SweepTracker:
     """Writes a sweep to MLflow through ``MlflowClient`` (no global active-run state)."""
 
-    def __init__(self, tracking_uri: str, sweep: str, artifact_root: str | None = None) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        sweep: str,
+        artifact_root: str | None = None,
+        queue_dir: str | Path | None = None,
+    ) -> None:
         from mlflow.tracking import MlflowClient
 
         self.uri = tracking_uri
@@ -91,12 +122,32 @@ class SweepTracker:
             if experiment.lifecycle_stage == "deleted":
                 self.client.restore_experiment(experiment.experiment_id)
             self.experiment_id = experiment.experiment_id
+        self.outbox: Outbox | None = None
+        self._applying = False
         self.parent_id = self._parent()
         self._runs: dict[str, str] = {}
         self._last_step: dict[tuple[str, str], int] = {}
+        if queue_dir is not None:
+            # the queue retries with its own backoff: a client that retried each request for
+            # minutes would hold the sweep's event loop for as long
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+            self.outbox = Outbox(
+                Path(queue_dir), self._apply, lambda: reachable(self.uri), describe=self.uri
+            )
+            if len(self.outbox):
+                print(
+                    f"replaying {len(self.outbox)} tracking writes an earlier run left in "
+                    f"{self.outbox.journal}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            self.drain()
 
     # ----- runs ---------------------------------------------------------------------------
     def _search(self, filter_string: str) -> list[Any]:
+        if self.outbox is not None and len(self.outbox) and not self._applying:
+            self.drain()  # a read must see the sweep's own writes (not while applying one)
         return list(
             self.client.search_runs(
                 [self.experiment_id], filter_string=filter_string, max_results=5000
@@ -128,11 +179,13 @@ class SweepTracker:
         """Trials that need not run again: finished, or stopped early as hopeless."""
         return {tid for tid, run in self.children().items() if run_ended(run)}
 
-    def start(self, trial_id: str, params: Mapping[str, Any] | None = None) -> str:
-        """Open a trial's child run (RUNNING): reuse it if the sweep ran before, else create it."""
-        run_id = self.run_for(trial_id, params)
-        self.client.update_run(run_id, status="RUNNING")
-        return run_id
+    def start(self, trial_id: str, params: Mapping[str, Any] | None = None) -> str | None:
+        """Open a trial's child run (RUNNING): reuse it if the sweep ran before, else create it.
+
+        Returns the run id, or None while the write waits in the queue (an outage).
+        """
+        self._put({"kind": "start", "trial": trial_id, "params": dict(params or {})})
+        return self._runs.get(trial_id)
 
     def run_for(self, trial_id: str, params: Mapping[str, Any] | None = None) -> str:
         """The child run of a trial, created (with its params) the first time it is asked for."""
@@ -161,6 +214,84 @@ class SweepTracker:
         self._runs[trial_id] = run_id
         return run_id
 
+    def _run(self, trial_id: str | None) -> str:
+        return self.parent_id if trial_id is None else self.run_for(trial_id)
+
+    # ----- writes: queued (when there is a queue), applied in order ------------------------
+    def _put(self, op: dict[str, Any], file: Path | None = None) -> None:
+        if self.outbox is None:
+            if file is not None:
+                op = {**op, "path": str(file)}
+            self._apply(op)
+            return
+        self.outbox.put(op, file)
+        self.outbox.flush()
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Apply every queued write, waiting out an outage up to ``timeout`` seconds.
+
+        Raises:
+            TrackingUnavailable: the store did not come back in time; the writes stay queued.
+        """
+        if self.outbox is None or not len(self.outbox):
+            return
+        limit = DRAIN_TIMEOUT_S if timeout is None else timeout
+        if not self.outbox.drain(limit):
+            raise TrackingUnavailable(
+                f"the MLflow tracking store {self.uri} did not answer for {limit:.0f} s; "
+                f"{len(self.outbox)} tracking writes are kept in {self.outbox.journal} and are "
+                f"replayed, in order, when you run the sweep again with the store up"
+            )
+
+    def _apply(self, op: dict[str, Any]) -> None:
+        """Perform one queued write against MLflow (each is safe to perform twice)."""
+        self._applying = True
+        try:
+            self._apply_one(op)
+        finally:
+            self._applying = False
+
+    def _apply_one(self, op: dict[str, Any]) -> None:
+        kind, trial_id = op["kind"], op.get("trial")
+        if kind == "start":
+            self.client.update_run(self.run_for(str(trial_id), op.get("params")), status="RUNNING")
+        elif kind == "metrics":
+            self._apply_metrics(trial_id, op["metrics"], int(op["step"]), int(op["ts"]))
+        elif kind == "tags":
+            from mlflow.entities import RunTag
+
+            tags = [RunTag(k, str(v)) for k, v in op["tags"].items()]
+            self.client.log_batch(self._run(trial_id), tags=tags)
+        elif kind == "artifact":
+            path = self.outbox.path_of(op) if self.outbox is not None else Path(op["path"])
+            self.client.log_artifact(self._run(trial_id), str(path), op.get("artifact_path"))
+        elif kind == "terminate":
+            run_id = self._run(trial_id)
+            if op.get("reason"):
+                self.client.set_tag(run_id, TAG_REASON, op["reason"])
+            self.client.set_terminated(run_id, status=op["status"])
+        else:
+            raise ValueError(f"unknown tracking write {kind!r}")
+
+    def _apply_metrics(
+        self, trial_id: str | None, metrics: Mapping[str, float], step: int, ts: int
+    ) -> None:
+        from mlflow.entities import Metric
+
+        run_id = self._run(trial_id)
+        batch = []
+        for key, value in metrics.items():
+            # a child's (metric, step) already in the run is skipped: a retried or resumed
+            # trial reports some epochs again, and a replayed write may already have landed
+            if trial_id is not None and step <= self._already_logged(run_id, key):
+                continue
+            batch.append(Metric(key, float(value), ts, step))
+        for start in range(0, len(batch), 900):  # MLflow takes at most 1000 metrics a batch
+            self.client.log_batch(run_id, metrics=batch[start : start + 900])
+        if trial_id is not None:
+            for metric in batch:
+                self._last_step[(run_id, metric.key)] = step
+
     # ----- metrics and artifacts ----------------------------------------------------------
     def _already_logged(self, run_id: str, key: str) -> int:
         if (run_id, key) not in self._last_step:
@@ -170,42 +301,41 @@ class SweepTracker:
 
     def log_metrics(self, trial_id: str, metrics: Mapping[str, Any], step: int) -> None:
         """Numeric metrics at ``step``; a (metric, step) already in the run is skipped."""
-        from mlflow.entities import Metric
-
-        run_id = self.run_for(trial_id)
-        now = int(time.time() * 1000)
-        batch = []
-        for key, value in metrics.items():
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-            ):
-                continue
-            if step <= self._already_logged(run_id, key):
-                continue
-            batch.append(Metric(key, float(value), now, step))
-            self._last_step[(run_id, key)] = step
-        if batch:
-            self.client.log_batch(run_id, metrics=batch)
+        finite = {k: float(v) for k, v in metrics.items() if _finite_number(v)}
+        if finite:
+            self._put(
+                {
+                    "kind": "metrics",
+                    "trial": trial_id,
+                    "step": step,
+                    "ts": int(time.time() * 1000),
+                    "metrics": finite,
+                }
+            )
 
     def log_artifact(
         self, trial_id: str | None, path: str | Path, artifact_path: str | None = None
     ) -> None:
-        run_id = self.parent_id if trial_id is None else self.run_for(trial_id)
-        self.client.log_artifact(run_id, str(path), artifact_path)
+        self._put(
+            {"kind": "artifact", "trial": trial_id, "artifact_path": artifact_path}, Path(path)
+        )
 
     def set_tags(self, trial_id: str | None, tags: Mapping[str, str]) -> None:
-        run_id = self.parent_id if trial_id is None else self.run_for(trial_id)
-        for key, value in tags.items():
-            self.client.set_tag(run_id, key, value)
+        if tags:
+            self._put(
+                {"kind": "tags", "trial": trial_id, "tags": {k: str(v) for k, v in tags.items()}}
+            )
 
     def finish(self, trial_id: str, status: str, reason: str | None = None) -> None:
         """End a trial's run FINISHED or FAILED; a failure keeps its reason as a tag."""
-        run_id = self.run_for(trial_id)
-        if reason:
-            self.client.set_tag(run_id, TAG_REASON, reason[-5000:])
-        self.client.set_terminated(run_id, status=status)
+        self._put(
+            {
+                "kind": "terminate",
+                "trial": trial_id,
+                "status": status,
+                "reason": reason[-5000:] if reason else None,
+            }
+        )
 
     # ----- the parent run's view of the sweep -----------------------------------------------
     def log_sweep(self, config: Any, costs: Mapping[str, float]) -> None:
@@ -241,15 +371,21 @@ class SweepTracker:
         return len(runs), saved
 
     def log_parent_metrics(self, metrics: Mapping[str, float]) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if math.isfinite(v)]
-        for start in range(0, len(batch), 900):  # MLflow takes at most 1000 metrics a batch
-            self.client.log_batch(self.parent_id, metrics=batch[start : start + 900])
+        finite = {k: float(v) for k, v in metrics.items() if _finite_number(v)}
+        if finite:
+            self._put(
+                {
+                    "kind": "metrics",
+                    "trial": None,
+                    "step": 0,
+                    "ts": int(time.time() * 1000),
+                    "metrics": finite,
+                }
+            )
 
     def finish_sweep(self, status: str = "FINISHED") -> None:
-        self.client.set_terminated(self.parent_id, status=status)
+        self._put({"kind": "terminate", "trial": None, "status": status})
+        self.drain()
 
     def run_url(self, run_id: str) -> str:
         base = self.uri if self.uri.startswith("http") else "http://127.0.0.1:5000"

@@ -7,6 +7,7 @@ Only the current Tune API is used: ``ray.tune.Tuner``, ``tune.report``, ``tune.g
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import tempfile
@@ -76,6 +77,49 @@ def check_address(address: str | None, timeout: float = 5.0) -> None:
             f"cannot reach the Ray cluster at {address} ({exc}); start it (ray start --head) or "
             f"fix --address (leave it out to run on a local Ray)"
         ) from exc
+
+
+class StorageUnavailable(RuntimeError):
+    """The storage path (or the local tracking store's directory) cannot take the sweep's files."""
+
+
+MIN_FREE_MB = 200  # a sweep's checkpoints, structures and queue need at least this much room
+
+
+def check_storage(config: SweepConfig) -> None:
+    """Fail before any trial when a directory the sweep writes to is not writable or full."""
+    import errno
+    import shutil
+    import tempfile
+
+    min_free = float(os.environ.get("MORPHSWEEP_MIN_FREE_MB", MIN_FREE_MB))
+    places = [("storage_path", Path(config.resolved_storage_path))]
+    if not config.tracking_uri:
+        places.append(("workdir (the local MLflow store)", config.root))
+    for what, path in places:
+        fix = (
+            f"set {what.split()[0]} to a writable directory with room"
+            if what == "storage_path"
+            else "set workdir to a writable directory with room, or give a tracking_uri"
+        )
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            # a real write: permissions, read-only mounts and a full disk all show up here
+            with tempfile.NamedTemporaryFile(dir=path, prefix=".morphsweep-probe-") as probe:
+                probe.write(b"\0" * 65536)
+                probe.flush()
+                os.fsync(probe.fileno())
+        except OSError as exc:
+            reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+            raise StorageUnavailable(
+                f"cannot write to the {what} {path} ({reason}); {fix}"
+            ) from exc
+        free_mb = shutil.disk_usage(path).free / 2**20
+        if free_mb < min_free:
+            raise StorageUnavailable(
+                f"the {what} {path} has only {free_mb:.0f} MB free (a sweep needs at least "
+                f"{min_free:.0f} MB for checkpoints and structures); free some space or {fix}"
+            )
 
 
 # ----- inside a trial (a Ray worker) -------------------------------------------------------------
@@ -266,9 +310,15 @@ def run_sweep(
         A summary: experiment and parent run ids, trials run/skipped, the results table path.
     """
     address = address or config.address
+    check_storage(config)
     check_tracking(config.resolved_tracking_uri)
     check_address(address)
-    tracker = SweepTracker(config.resolved_tracking_uri, config.name, config.artifact_root)
+    tracker = SweepTracker(
+        config.resolved_tracking_uri,
+        config.name,
+        config.artifact_root,
+        queue_dir=tracking_queue_path(config),
+    )
     costs = seed_costs(config)
     tracker.log_sweep(config, costs)
     done = tracker.finished_trials()
@@ -295,6 +345,7 @@ def run_sweep(
         ran = _tune(config, todo, tracker, address, verbose, search)
     from .results import publish_pareto
 
+    tracker.drain()  # the front is read back from MLflow: every result must be there
     summary = publish_pareto(tracker, config)
     if search is not None:
         summary["search"] = search.summary()
@@ -302,6 +353,7 @@ def run_sweep(
     stopped, epochs_saved = tracker.log_early_stops()
     from dashboards.page import publish_dashboard
 
+    tracker.drain()
     publish_dashboard(tracker)
     tracker.finish_sweep()
     trials = len(tracker.children())
@@ -340,6 +392,11 @@ def _adaptive_search(config: SweepConfig, costs: dict[str, float], tracker: Swee
     return search
 
 
+def tracking_queue_path(config: SweepConfig) -> Path:
+    """Where tracking writes wait while the tracking store is unreachable (``sweep.outbox``)."""
+    return Path(config.resolved_storage_path) / config.name / "tracking_queue"
+
+
 def search_state_path(config: SweepConfig) -> Path:
     """Where the adaptive search keeps its state between driver runs."""
     return Path(config.resolved_storage_path) / config.name / "adaptive_search.json"
@@ -354,8 +411,6 @@ def _tune(
     search: Any = None,
 ) -> int:
     """Run the trials on Tune; returns how many ran."""
-    import os
-
     # a checkpoint every epoch is by design; Tune's warning about it is noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     import ray
