@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import faults
 from .pareto import ParetoResult, budget_report, pareto_front
 from .tracking import (
     PARENT_ID,
@@ -160,6 +161,7 @@ def publish_pareto(tracker: SweepTracker, config: Any) -> dict[str, Any]:
         out = Path(tmp)
         result.table.to_csv(out / "pareto.csv", index=False)
         tracker.log_artifact(None, out / "pareto.csv", "pareto")
+        faults.point("publish")  # the reliability tests kill the driver here
         for target, rows in result.table.groupby("target"):
             if rows[["cost", "accuracy"]].dropna().empty:
                 continue

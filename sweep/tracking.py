@@ -32,6 +32,7 @@ TAG_STOPPED_REASON = "morphsweep.stopped_reason"
 TAG_BUDGETS = "morphsweep.budgets"
 TAG_SEED_COSTS = "morphsweep.seed_costs"
 TAG_SEARCH = "morphsweep.search"
+TAG_RESUMED = "morphsweep.resumed_from"
 PARENT_ID = "mlflow.parentRunId"
 
 

@@ -19,6 +19,7 @@ from .space import TrialSpec, baseline_trials, build_trials, seed_costs
 from .tracking import (
     TAG_NODE,
     TAG_NODE_IP,
+    TAG_RESUMED,
     TAG_STOPPED,
     TAG_STOPPED_REASON,
     SweepTracker,
@@ -137,11 +138,14 @@ def _setup_tensorflow(cpus: float) -> None:
 class TuneReporter:
     """The trainer's reporter inside Tune: each epoch becomes ``tune.report`` with a checkpoint."""
 
-    def __init__(self, output_dir: Path) -> None:
+    def __init__(self, output_dir: Path, resumed: dict[str, Any] | None = None) -> None:
         import ray
 
         self.output_dir = output_dir
         self.latest_structure: str | None = None
+        # a trial resumed from its checkpoint (a retried worker, a restarted driver) sends the
+        # epochs it had done with its first report: one lost with the old worker is logged too
+        self.resumed = resumed
         # the node a trial runs on (several nodes may share one IP address)
         self.node_id = ray.get_runtime_context().get_node_id()
 
@@ -159,9 +163,12 @@ class TuneReporter:
                 (bundle / "structures").mkdir()
                 shutil.copy2(self.latest_structure, bundle / "structures")
             (bundle / "report.json").write_text(json.dumps(metrics, default=str))
-            tune.report(
-                {**metrics, "node_id": self.node_id}, checkpoint=tune.Checkpoint.from_directory(tmp)
-            )
+            extra: dict[str, Any] = {"node_id": self.node_id}
+            if self.resumed is not None:
+                extra["resumed_from"] = f"{self.resumed['phase']} epoch {self.resumed['epoch']}"
+                extra["replay"] = json.dumps(self.resumed.get("history", []), default=float)
+                self.resumed = None
+            tune.report({**metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     def artifact(self, path: str, kind: str) -> None:
         if kind == "structure" and "/structures/" in path:
@@ -193,9 +200,11 @@ def trainable(config: dict[str, Any], specs: dict[str, dict[str, Any]], cpus: fl
                 )
             if (source / "structure.json").is_file():
                 shutil.copy2(source / "structure.json", output_dir / "structure.json")
+    state_file = output_dir / "checkpoint" / "state.json"
+    resumed = json.loads(state_file.read_text()) if state_file.is_file() else None
     trial = TrialConfig.from_dict({**spec["config"], "output_dir": str(output_dir), "verbose": 0})
     try:
-        run_trial(trial, TuneReporter(output_dir))
+        run_trial(trial, TuneReporter(output_dir, resumed))
     except TrialFailed as exc:
         tune.report({"phase": "failed", "failure_reason": str(exc)})
 
@@ -247,13 +256,11 @@ def _tracking_callback(
                             TAG_NODE_IP: str(result.get("node_ip", "")),
                         },
                     )
-                # learn/cost, retrain/accuracy ... at step = epoch; alive/<layer> keep their names
-                metrics = {
-                    k if k.startswith("alive/") else f"{phase}/{k}": v
-                    for k, v in result.items()
-                    if k not in TUNE_KEYS
-                }
-                tracker.log_metrics(trial_id, metrics, step=int(result.get("epoch", 0)))
+                if "resumed_from" in result:
+                    tracker.set_tags(trial_id, {TAG_RESUMED: str(result["resumed_from"])})
+                    for past in json.loads(result.get("replay") or "[]"):
+                        _log_epoch(tracker, trial_id, past)
+                _log_epoch(tracker, trial_id, result)
 
         def on_checkpoint(
             self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any
@@ -291,6 +298,19 @@ def _tracking_callback(
             tracker.finish(self._id(trial), "FAILED", _error_text(trial))
 
     return TrackingCallback()
+
+
+def _log_epoch(tracker: SweepTracker, trial_id: str, result: dict[str, Any]) -> None:
+    """learn/cost, retrain/accuracy ... at step = epoch; alive/<layer> keep their names."""
+    phase = result.get("phase")
+    if phase not in ("learn", "retrain"):
+        return
+    metrics = {
+        k if k.startswith("alive/") else f"{phase}/{k}": v
+        for k, v in result.items()
+        if k not in TUNE_KEYS and k not in ("replay", "resumed_from")
+    }
+    tracker.log_metrics(trial_id, metrics, step=int(result.get("epoch", 0)))
 
 
 def _error_text(trial: Any) -> str:
