@@ -34,6 +34,33 @@ def _tracking_uri(args: argparse.Namespace) -> str:
     return f"sqlite:///{(Path(DEFAULT_STORE) / 'mlflow.db').resolve()}"
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port 0-65535 (0: any free port)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"port must be a number 0-65535, but got {text!r}"
+        ) from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, but got {value}")
+    return value
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def exposure_warning(host: str, what: str) -> str | None:
+    """The warning to print when a server without authentication listens beyond this machine."""
+    if host in LOOPBACK or host.startswith("127."):
+        return None
+    return (
+        f"WARNING: {what} listens on {host}, reachable from other machines, and has no "
+        f"authentication: anyone who can reach the port sees the sweep. Use the default "
+        f"--host 127.0.0.1 (and an SSH tunnel) unless the network is trusted."
+    )
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Registers the ``dashboard`` command on an ``add_subparsers()`` object.
 
@@ -45,11 +72,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """
     parser = subparsers.add_parser(
         "dashboard",
-        help="build a sweep's HTML dashboard and serve it on 127.0.0.1",
+        help="build a sweep's HTML dashboard and serve it (on 127.0.0.1 unless --host)",
         description=(
             "Build the sweep's dashboard (Pareto front per target, training curves, layer widths "
             "of the knee trial and a page per trial) from the MLflow store, then serve it on "
-            "127.0.0.1 until Ctrl-C."
+            "127.0.0.1 (or --host) until Ctrl-C."
         ),
     )
     parser.add_argument("sweep", help="sweep name")
@@ -63,7 +90,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--trial", help="show this trial's layer widths on the page (default: the knee)"
     )
     parser.add_argument(
-        "--port", type=int, default=8050, help="port on 127.0.0.1 (0: any free port)"
+        "--port", type=port_number, default=8050, help="port to listen on (0: any free port)"
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; the page has no "
+        "authentication, so exposing it shows the sweep to anyone who can reach the port)",
     )
     parser.add_argument(
         "--no-serve", action="store_true", help="only build, print the page's path and exit"
@@ -88,10 +121,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     if args.no_serve:
         print(index.resolve())
         return 0
-    return _serve(index.parent, args.port)
+    return _serve(index.parent, args.port, args.host)
 
 
-def _serve(directory: Path, port: int) -> int:
+def _serve(directory: Path, port: int, host: str = "127.0.0.1") -> int:
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
     class Server(ThreadingHTTPServer):
@@ -101,18 +134,21 @@ def _serve(directory: Path, port: int) -> int:
 
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(directory.resolve()))
     try:
-        server = Server(("127.0.0.1", port), handler)
+        server = Server((host, port), handler)
     except OSError as exc:
         print(
-            f"morphsweep dashboard: cannot listen on 127.0.0.1:{port} ({exc}); pick another "
+            f"morphsweep dashboard: cannot listen on {host}:{port} ({exc}); pick another "
             f"--port, or --no-serve and open {directory.resolve() / 'index.html'}",
             file=sys.stderr,
         )
         return 2
     with server:
         actual = server.server_address[1]
+        warning = exposure_warning(host, "the dashboard")
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
         print(
-            f"Dashboard on http://127.0.0.1:{actual}/index.html (files in {directory.resolve()}); "
+            f"Dashboard on http://{host}:{actual}/index.html (files in {directory.resolve()}); "
             "Ctrl-C to stop",
             flush=True,
         )

@@ -26,8 +26,17 @@ from typing import Any
 import yaml
 
 
-def _parse_value(text: str) -> Any:
-    value = yaml.safe_load(text)
+def _parse_value(text: str, key: str = "") -> Any:
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        from trainers.config import yaml_error_text
+        from trainers.errors import TrialConfigError
+
+        raise TrialConfigError(
+            f"--set {key}: {text!r} is not a plain YAML value ({yaml_error_text(exc)}); give a "
+            f"number, a word or a [list] (no !!python tags)"
+        ) from exc
     return text if value is None and text not in ("null", "~", "") else value
 
 
@@ -36,8 +45,10 @@ def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"morphsweep: --set needs key=value, but got {pair!r}")
-        out[key] = _parse_value(value)
+            from trainers.errors import TrialConfigError
+
+            raise TrialConfigError(f"--set needs key=value, but got {pair!r}")
+        out[key] = _parse_value(value, key)
     return out
 
 
@@ -53,11 +64,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     except TrialConfigError as exc:
         print(f"morphsweep train: {exc}", file=sys.stderr)
         return 2
+    from trainers.morphnet.errors import MorphNetError
     from trainers.trial import run_trial
 
     try:
         result = run_trial(config, resume=not args.no_resume)
-    except TrialConfigError as exc:
+    except (TrialConfigError, MorphNetError) as exc:
+        # a model MorphNet cannot work on is found before the first training step
         print(f"morphsweep train: {exc}", file=sys.stderr)
         return 2
     except TrialFailed as exc:
@@ -212,6 +225,13 @@ def cmd_pick(args: argparse.Namespace) -> int:
     from .pareto import NoTrialMeetsConstraint, parse_budget, pick
     from .results import SweepNotFound, budget_table, front
 
+    if Path(args.output).exists() and not args.force:
+        print(
+            f"morphsweep pick: {args.output!r} already exists; choose another --output or add "
+            f"--force to replace it",
+            file=sys.stderr,
+        )
+        return 2
     uri = _tracking_uri(args)
     try:
         result = front(uri, args.sweep)
@@ -267,6 +287,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--port",
         str(args.port),
     ]
+    from dashboards.cli import exposure_warning
+
+    warning = exposure_warning(args.host, "the MLflow UI")
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     print(f"MLflow UI on http://{args.host}:{args.port} ({uri}); Ctrl-C to stop", flush=True)
     return subprocess.call(command)
 
@@ -432,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pick.add_argument("--target", help="cost target when the sweep has several")
     pick.add_argument("-o", "--output", required=True)
+    pick.add_argument("--force", action="store_true", help="replace --output if it exists")
     pick.set_defaults(func=cmd_pick)
 
     submit = sub.add_parser("submit", help="submit a sweep to a Ray cluster (job submission)")
@@ -449,14 +475,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
 
     from dashboards.cli import add_parser as add_dashboard_parser
+    from dashboards.cli import port_number
 
     add_dashboard_parser(sub)
 
     ui = sub.add_parser("ui", help="serve the MLflow UI on the sweep store")
     ui.add_argument("--tracking-uri")
     ui.add_argument("--config")
-    ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; the MLflow UI has no "
+        "authentication)",
+    )
+    ui.add_argument("--port", type=port_number, default=5000)
     ui.set_defaults(func=cmd_ui)
     return parser
 

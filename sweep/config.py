@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainers.config import yaml_error_text
+
 ALGORITHMS = ("gamma", "group_lasso", "logistic_sigmoid")
 TARGETS = ("flops", "model_size", "latency", "activations")
 # Centres of the strength grid, as multipliers of 1 / seed cost, that suit each algorithm's
@@ -130,7 +132,12 @@ def load_sweep_config(source: str | Path | dict[str, Any]) -> SweepConfig:
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise SweepConfigError([f"{str(path)!r} is not valid YAML: {exc}"]) from exc
+            raise SweepConfigError(
+                [
+                    f"{str(path)!r} is not valid YAML: {yaml_error_text(exc)}; only plain YAML "
+                    f"is read (no !!python tags)"
+                ]
+            ) from exc
     if not isinstance(data, dict):
         raise SweepConfigError(["a sweep config must be a mapping of fields"])
     problems: list[str] = []

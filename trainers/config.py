@@ -161,7 +161,10 @@ class TrialConfig:
         try:
             data = yaml.safe_load(file.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise TrialConfigError(f"trial config {str(path)!r} is not valid YAML: {exc}") from exc
+            raise TrialConfigError(
+                f"trial config {str(path)!r} is not valid YAML: {yaml_error_text(exc)}; only plain "
+                f"YAML is read (no !!python tags)"
+            ) from exc
         if not isinstance(data, dict):
             raise TrialConfigError(f"trial config {str(path)!r} must be a mapping of fields")
         return cls.from_dict({**data, **(overrides or {})})
@@ -192,3 +195,11 @@ def _describe(hint: Any) -> str:
     if args:
         return " or ".join(_describe(a) for a in args)
     return "None" if hint is type(None) else getattr(hint, "__name__", str(hint))
+
+
+def yaml_error_text(exc: Exception) -> str:
+    """A YAML error in one line: where, and what the parser expected."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return f"{problem}{where}"

@@ -28,6 +28,32 @@ class Dataset:
     num_classes: int
     name: str
 
+    def __post_init__(self) -> None:
+        """Shapes and labels are checked here, before any model is built or trained."""
+        where = f"dataset {self.name!r}"
+        for split, x, y in (("train", self.x_train, self.y_train), ("val", self.x_val, self.y_val)):
+            if x.ndim < 2 or len(x) == 0:
+                raise TrialConfigError(
+                    f"{where}: x_{split} has shape {x.shape}; it needs one row per example "
+                    f"(N, ...features or H, W, C)"
+                )
+            if y.ndim != 1 or len(y) != len(x):
+                raise TrialConfigError(
+                    f"{where}: y_{split} has shape {y.shape} for {len(x)} examples in x_{split}; "
+                    f"give one integer label per example"
+                )
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+                raise TrialConfigError(
+                    f"{where}: y_{split} has labels from {int(y.min())} to {int(y.max())}, outside "
+                    f"0..{self.num_classes - 1} for num_classes={self.num_classes}; relabel as "
+                    f"0..num_classes-1 or raise num_classes"
+                )
+        if self.x_train.shape[1:] != self.x_val.shape[1:]:
+            raise TrialConfigError(
+                f"{where}: x_train examples have shape {self.x_train.shape[1:]} but x_val "
+                f"examples {self.x_val.shape[1:]}; both splits need the same shape"
+            )
+
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(int(d) for d in self.x_train.shape[1:])

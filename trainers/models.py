@@ -175,7 +175,13 @@ def build_model(
             classifier_activation=None,
         )
     function = resolve_callable(spec, "model")
-    model = function(input_shape=tuple(input_shape), num_classes=num_classes)
+    try:
+        model = function(input_shape=tuple(input_shape), num_classes=num_classes)
+    except TypeError as exc:
+        raise TrialConfigError(
+            f"model function {spec!r} must take (input_shape, num_classes) and return a "
+            f"keras.Model; calling it failed: {exc}"
+        ) from exc
     if not isinstance(model, keras.Model):
         raise TrialConfigError(
             f"model function {spec!r} must return a keras.Model, got {type(model).__name__}"

@@ -31,3 +31,70 @@ def nan_for_seed_1(seed: int = 0):
     if seed == 1:
         x[:] = np.nan
     return x[:64], y[:64], x[64:], y[64:], 2
+
+
+# ----- models a user might bring that MorphNet cannot work on (tests/test_bad_inputs.py) -----
+class _Subclassed(keras.Model):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.conv = keras.layers.Conv2D(8, 3)
+        self.pool = keras.layers.GlobalAveragePooling2D()
+        self.head = keras.layers.Dense(num_classes)
+
+    def call(self, x):
+        return self.head(self.pool(self.conv(x)))
+
+
+def subclassed_model(input_shape, num_classes):
+    """A subclassed model: no functional graph to read."""
+    model = _Subclassed(num_classes)
+    model(np.zeros((1, *input_shape), np.float32))
+    return model
+
+
+def no_prunable_model(input_shape, num_classes):
+    """Pooling straight into the logits: no channel MorphNet could remove."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
+
+
+class Mystery(keras.layers.Layer):
+    """A custom layer morphsweep has no handler for."""
+
+    def call(self, x):
+        return x * 2.0
+
+
+def custom_layer_model(input_shape, num_classes):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = Mystery(name="mystery")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
+
+
+def flatten_dense_model(input_shape, num_classes):
+    """Conv maps flattened into a Dense layer, then reshaped in a way no channel map follows."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(16)(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
+
+
+def labels_out_of_range(seed: int = 0):
+    """Two classes declared, labels up to 4."""
+    x, y, xv, yv, _ = tiny_dataset(seed)
+    y = y.copy()
+    y[0] = 4
+    return x, y, xv, yv, 2
+
+
+def wrong_shapes(seed: int = 0):
+    """More labels than images."""
+    x, y, xv, yv, n = tiny_dataset(seed)
+    return x, np.concatenate([y, y]), xv, yv, n

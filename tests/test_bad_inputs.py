@@ -1,0 +1,579 @@
+"""Bad inputs, table-driven: every case is one command a user could type.
+
+Each case asserts the exit code; one short message that names the bad value and says how to fix
+it (no traceback); that nothing trained or started trials (``Model.fit`` and the sweep's Tune
+launch are trip wires); and that nothing already on disk (files, the MLflow store of an earlier
+sweep) changed. README's "What happens when..." table lists the same cases by id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+FIX = "tests.trainers.fixtures"
+
+
+@dataclass
+class Case:
+    id: str
+    argv: list[str]  # {dir} is the case's own directory, {keep} what is already on disk
+    expect: list[str]  # regexes the message must match: the bad value, the fix
+    code: int = 2
+    files: dict[str, Any] = field(default_factory=dict)  # name -> text / dict (YAML) / callable
+    env: dict[str, str] = field(default_factory=dict)
+    readme: str = ""  # the README row: what happens, in words
+
+
+def sweep(**changes: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "name": "bad-input",
+        "trial": {
+            "model": f"{FIX}:tiny_model",
+            "dataset": f"{FIX}:tiny_dataset",
+            "epochs": 1,
+            "retrain_epochs": 1,
+            "batch_size": 8,
+        },
+        "algorithms": ["gamma"],
+        "baseline": {"widths": [1.0]},
+        "tracking_uri": "sqlite:///{keep}/mlflow.db",
+        "storage_path": "{dir}/storage",
+        "workdir": "{dir}/work",
+    }
+    for key, value in changes.items():
+        if key.startswith("trial."):
+            config["trial"][key[6:]] = value
+        elif value is DROP:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    return config
+
+
+def trial(**changes: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "model": f"{FIX}:tiny_model",
+        "dataset": f"{FIX}:tiny_dataset",
+        "epochs": 1,
+        "retrain_epochs": 1,
+        "batch_size": 8,
+        "output_dir": "{dir}/out",
+    }
+    config.update(changes)
+    return config
+
+
+DROP = object()
+
+
+def structure_edit(edit):
+    """A structure file: the one already on disk, changed by ``edit(data)``."""
+
+    def make(keep: Path) -> str:
+        data = json.loads((keep / "structure.json").read_text())
+        edit(data)
+        return json.dumps(data)
+
+    return make
+
+
+def first_layer(data):
+    return next(iter(data["layers"].values()))
+
+
+def _alive_above(data):
+    layer = first_layer(data)
+    layer["alive"] = layer["original"] + 5
+
+
+def _negative(data):
+    first_layer(data)["alive"] = -3
+
+
+def _unknown_layer(data):
+    data["layers"]["no_such_layer"] = dict(first_layer(data))
+
+
+def _schema(data):
+    data["schema_version"] = 99
+
+
+def _other_model(data):
+    data["model"]["fingerprint"] = "0123456789abcdef"
+
+
+def npz(**arrays):
+    def make(keep: Path) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    return make
+
+
+RUN = ["run", "{dir}/sweep.yaml"]
+TRAIN = ["train", "{dir}/trial.yaml"]
+APPLY = ["apply", "{dir}/s.json", "--model", "zoo:plain", "--width", "8", "-o", "{dir}/m.keras"]
+URI = ["--tracking-uri", "sqlite:///{keep}/mlflow.db"]
+X = np.zeros((8, 4, 4, 1), np.float32)
+Y = np.zeros(8, np.int32)
+
+CASES = [
+    # ----- sweep configs ------------------------------------------------------------------
+    Case("sweep-missing-file", ["run", "{dir}/nope.yaml"], [r"nope\.yaml", r"does not exist"]),
+    Case(
+        "sweep-yaml-syntax",
+        RUN,
+        [r"sweep\.yaml", r"YAML"],
+        files={"sweep.yaml": "name: [unclosed\n"},
+        readme="the YAML does not parse: the file and the line are named",
+    ),
+    Case(
+        "sweep-unknown-key",
+        RUN,
+        [r"algoritms", r"known:"],
+        files={"sweep.yaml": sweep(algoritms=["gamma"])},
+        readme="a misspelled key: it is named with the list of known keys",
+    ),
+    Case(
+        "sweep-unknown-algorithm",
+        RUN,
+        [r"'gama'", r"group_lasso"],
+        files={"sweep.yaml": sweep(algorithms=["gama"])},
+    ),
+    Case(
+        "sweep-unknown-target",
+        RUN,
+        [r"'energy'", r"flops"],
+        files={"sweep.yaml": sweep(targets=["energy"])},
+    ),
+    Case(
+        "sweep-name-path-traversal",
+        RUN,
+        [r"\.\./\.\./etc", r"letters, digits"],
+        files={"sweep.yaml": sweep(name="../../etc")},
+        readme="a sweep name with '/' or '..': refused, so no file lands outside the storage path",
+    ),
+    Case(
+        "sweep-zero-concurrency",
+        RUN,
+        [r"max_concurrent", r"0"],
+        files={"sweep.yaml": sweep(max_concurrent=0)},
+    ),
+    Case(
+        "sweep-negative-budget",
+        RUN,
+        [r"-0\.5", r"budget"],
+        files={"sweep.yaml": sweep(search="adaptive", budgets={"flops": [-0.5]})},
+    ),
+    Case(
+        "sweep-unknown-search",
+        RUN,
+        [r"'random'", r"adaptive"],
+        files={"sweep.yaml": sweep(search="random")},
+    ),
+    Case("sweep-bad-seeds", RUN, [r"seeds", r"'abc'"], files={"sweep.yaml": sweep(seeds="abc")}),
+    Case(
+        "sweep-bad-early-stop",
+        RUN,
+        [r"'sometimes'", r"degenerate"],
+        files={"sweep.yaml": sweep(early_stop="sometimes")},
+    ),
+    Case(
+        "sweep-yaml-python-tag",
+        RUN,
+        [r"sweep\.yaml", r"YAML"],
+        files={
+            "sweep.yaml": "name: x\nalgorithms: !!python/object/apply:os.system ['touch {dir}/PWNED']\n"
+        },
+        readme="a YAML tag that would run code (`!!python/...`): refused, nothing runs",
+    ),
+    Case(
+        "sweep-trial-owned-key",
+        RUN,
+        [r"algorithm", r"sweep"],
+        files={"sweep.yaml": sweep(**{"trial.algorithm": "gamma"})},
+    ),
+    Case(
+        "sweep-trial-negative-epochs",
+        RUN,
+        [r"epochs", r"-1"],
+        files={"sweep.yaml": sweep(**{"trial.epochs": -1})},
+    ),
+    Case(
+        "sweep-trial-unknown-model",
+        RUN,
+        [r"zoo:nosuch", r"zoo:\{plain,resnet"],
+        files={"sweep.yaml": sweep(**{"trial.model": "zoo:nosuch"})},
+    ),
+    Case(
+        "sweep-trial-missing-npz",
+        RUN,
+        [r"missing\.npz", r"npz:"],
+        files={"sweep.yaml": sweep(**{"trial.dataset": "npz:{dir}/missing.npz"})},
+    ),
+    Case(
+        "storage-not-a-directory",
+        RUN,
+        [r"storage_path", r"a-file", r"writable directory"],
+        files={"a-file": "x", "sweep.yaml": sweep(storage_path="{dir}/a-file/storage")},
+        readme="the storage path cannot be written: named, before any trial",
+    ),
+    Case(
+        "storage-full",
+        RUN,
+        [r"storage_path", r"MB free", r"free some space"],
+        files={"sweep.yaml": sweep()},
+        env={"MORPHSWEEP_MIN_FREE_MB": "1e12"},
+        readme="the storage path has no room: the free space is named, before any trial",
+    ),
+    Case(
+        "tracking-unreachable",
+        RUN,
+        [r"http://127\.0\.0\.1:9", r"tracking_uri"],
+        files={"sweep.yaml": sweep(tracking_uri="http://127.0.0.1:9")},
+        readme="the tracking server does not answer at start: the URI is named, before any trial",
+    ),
+    Case(
+        "ray-unreachable",
+        [*RUN, "--address", "127.0.0.1:9"],
+        [r"127\.0\.0\.1:9", r"ray start"],
+        files={"sweep.yaml": sweep()},
+    ),
+    # ----- trial configs and --set ---------------------------------------------------------
+    Case(
+        "trial-bad-type",
+        TRAIN,
+        [r"learning_rate", r"'fast'"],
+        files={"trial.yaml": trial(learning_rate="fast")},
+    ),
+    Case("trial-unknown-key", TRAIN, [r"epoch_count"], files={"trial.yaml": trial(epoch_count=3)}),
+    Case(
+        "trial-unknown-algorithm",
+        TRAIN,
+        [r"'lasso'", r"gamma"],
+        files={"trial.yaml": trial(algorithm="lasso")},
+    ),
+    Case(
+        "set-bad-value",
+        [*TRAIN, "--set", "epochs=abc"],
+        [r"epochs", r"'abc'"],
+        files={"trial.yaml": trial()},
+    ),
+    Case(
+        "set-no-equals",
+        [*TRAIN, "--set", "epochs"],
+        [r"--set", r"key=value", r"'epochs'"],
+        files={"trial.yaml": trial()},
+    ),
+    Case(
+        "set-yaml-python-tag",
+        [*TRAIN, "--set", "epochs=!!python/object/apply:os.system ['touch {dir}/PWNED']"],
+        [r"--set", r"epochs", r"plain YAML"],
+        files={"trial.yaml": trial()},
+        readme="a `--set` value with a YAML tag that would run code: refused, nothing runs",
+    ),
+    Case(
+        "set-unknown-key",
+        [*TRAIN, "--set", "epoks=2"],
+        [r"epoks"],
+        files={"trial.yaml": trial()},
+    ),
+    Case(
+        "set-zero-batch",
+        [*TRAIN, "--set", "batch_size=0"],
+        [r"batch_size", r"0"],
+        files={"trial.yaml": trial()},
+    ),
+    # ----- datasets --------------------------------------------------------------------------
+    Case(
+        "dataset-missing-npz",
+        TRAIN,
+        [r"gone\.npz", r"npz:"],
+        files={"trial.yaml": trial(dataset="npz:{dir}/gone.npz")},
+        readme="the dataset file is missing: the path is named",
+    ),
+    Case(
+        "dataset-npz-wrong-arrays",
+        TRAIN,
+        [r"images", r"x_train"],
+        files={"trial.yaml": trial(dataset="npz:{dir}/d.npz"), "d.npz": npz(images=X)},
+    ),
+    Case(
+        "dataset-npz-wrong-shapes",
+        TRAIN,
+        [r"y_train", r"one integer label per example"],
+        files={
+            "trial.yaml": trial(dataset="npz:{dir}/d.npz"),
+            "d.npz": npz(x_train=X, y_train=np.zeros(5, np.int32), x_val=X, y_val=Y),
+        },
+        readme="images and labels do not line up: both shapes are named",
+    ),
+    Case(
+        "dataset-labels-out-of-range",
+        TRAIN,
+        [r"from 0 to 4", r"0\.\.1"],
+        files={"trial.yaml": trial(dataset=f"{FIX}:labels_out_of_range")},
+        readme="labels outside 0..num_classes-1: the range found and the one expected are named",
+    ),
+    Case(
+        "dataset-function-mismatched",
+        TRAIN,
+        [r"y_train", r"shape"],
+        files={"trial.yaml": trial(dataset=f"{FIX}:wrong_shapes")},
+    ),
+    Case(
+        "dataset-unimportable",
+        TRAIN,
+        [r"no_such_module", r"cannot import"],
+        files={"trial.yaml": trial(dataset="no_such_module:data")},
+    ),
+    # ----- models ----------------------------------------------------------------------------
+    Case(
+        "model-subclassed",
+        TRAIN,
+        [r"subclassed", r"functional"],
+        files={"trial.yaml": trial(model=f"{FIX}:subclassed_model")},
+        readme="a subclassed model (no graph): refused, with the functional-API fix",
+    ),
+    Case(
+        "model-nothing-to-prune",
+        TRAIN,
+        [r"nothing to regularize", r"GroupLasso"],
+        files={"trial.yaml": trial(model=f"{FIX}:no_prunable_model")},
+        readme="a model with no prunable layer: refused before training",
+    ),
+    Case(
+        "model-custom-layer",
+        TRAIN,
+        [r"'mystery'", r"Mystery", r"register_layer"],
+        files={"trial.yaml": trial(model=f"{FIX}:custom_layer_model")},
+        readme="a custom layer MorphNet has no rule for: the layer and how to register it are named",
+    ),
+    Case(
+        "model-not-a-model",
+        TRAIN,
+        [r"tiny_dataset", r"keras\.Model"],
+        files={"trial.yaml": trial(model=f"{FIX}:tiny_dataset")},
+    ),
+    # ----- structure files (morphsweep apply) --------------------------------------------------
+    Case("structure-missing", APPLY, [r"s\.json", r"does not exist"]),
+    Case("structure-not-json", APPLY, [r"s\.json", r"JSON"], files={"s.json": "{not json"}),
+    Case(
+        "structure-schema-version",
+        APPLY,
+        [r"schema", r"99"],
+        files={"s.json": structure_edit(_schema)},
+        readme="a structure JSON of another schema version: the version is named",
+    ),
+    Case(
+        "structure-unknown-layer",
+        APPLY,
+        [r"no_such_layer"],
+        files={"s.json": structure_edit(_unknown_layer)},
+    ),
+    Case(
+        "structure-alive-above-original",
+        APPLY,
+        [r"alive", r"original"],
+        files={"s.json": structure_edit(_alive_above)},
+        readme="more channels alive than the layer has: the layer and both counts are named",
+    ),
+    Case(
+        "structure-negative-count",
+        APPLY,
+        [r"-3"],
+        files={"s.json": structure_edit(_negative)},
+    ),
+    Case(
+        "structure-of-another-model",
+        [*APPLY[:3], "zoo:resnet", *APPLY[4:]],
+        [r"fingerprint|another model|different model"],
+        files={"s.json": structure_edit(lambda d: None)},
+        readme="a structure learned on another model: refused, nothing is rebuilt",
+    ),
+    # ----- command line ----------------------------------------------------------------------
+    Case("cli-unknown-command", ["fly"], [r"invalid choice: 'fly'"]),
+    Case(
+        "cli-pick-bad-budget",
+        ["pick", "existing", "--budget", "flops=abc", "-o", "{dir}/p.json", *URI],
+        [r"flops=abc", r"flops=0\.25"],
+    ),
+    Case(
+        "cli-pick-unknown-sweep",
+        ["pick", "nosuch", "--knee", "-o", "{dir}/p.json", *URI],
+        [r"nosuch"],
+    ),
+    Case(
+        "cli-pick-unknown-target",
+        ["pick", "existing", "--budget", "energy=0.3", "-o", "{dir}/p.json", *URI],
+        [r"energy"],
+    ),
+    Case(
+        "cli-pick-overwrite-guard",
+        ["pick", "existing", "--knee", "-o", "{keep}/structure.json", *URI],
+        [r"structure\.json", r"exists"],
+        readme="`pick -o` at a file that exists: refused unless --force, the old file is kept",
+    ),
+    Case(
+        "cli-ui-bad-port",
+        ["ui", "--port", "-1", "--tracking-uri", "sqlite:///{keep}/mlflow.db"],
+        [r"-1", r"0-65535"],
+    ),
+    Case(
+        "cli-pick-nothing-meets",
+        ["pick", "existing", "--max-cost", "1", "-o", "{dir}/p.json", *URI],
+        [r"cost", r"1"],
+    ),
+    Case(
+        "cli-dashboard-bad-port",
+        [
+            "dashboard",
+            "existing",
+            "--port",
+            "70000",
+            "--tracking-uri",
+            "sqlite:///{keep}/mlflow.db",
+        ],
+        [r"70000", r"port"],
+    ),
+]
+
+BY_ID = {case.id: case for case in CASES}
+
+
+def test_the_table_is_large_and_unique():
+    assert len(CASES) >= 40
+    assert len(BY_ID) == len(CASES)
+
+
+@pytest.fixture(scope="module")
+def keep(tmp_path_factory):
+    """What is on disk before any case: a structure file and an earlier sweep's MLflow store."""
+    root = tmp_path_factory.mktemp("keep")
+    from trainers.models import build_model
+    from trainers.morphnet.tfkeras import GammaFlopsRegularizer
+
+    model = build_model("zoo:plain", (8, 8, 1), 10, width=8, seed=0)
+    GammaFlopsRegularizer(model, 0.1).structure().save(root / "structure.json")
+    from sweep.tracking import SweepTracker
+
+    tracker = SweepTracker(f"sqlite:///{root / 'mlflow.db'}", "existing")
+    for trial_id, cost, accuracy in (
+        ("gamma-flops-m1-s0", 50.0, 0.9),
+        ("baseline-flops-w1-s0", 100.0, 0.95),
+    ):
+        tracker.start(trial_id, {"algorithm": trial_id.split("-")[0], "target": "flops"})
+        metrics = {"rebuilt_cost": cost, "retrained_val_accuracy": accuracy, "seed_cost": 100.0}
+        tracker.log_metrics(trial_id, {**metrics, "cost_fraction": cost / 100.0}, step=0)
+        tracker.finish(trial_id, "FINISHED")
+    tracker.finish_sweep()
+    return root
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def fill(text: str, directory: Path, keep: Path) -> str:
+    return text.replace("{dir}", str(directory)).replace("{keep}", str(keep))
+
+
+def write_files(case: Case, directory: Path, keep: Path) -> None:
+    for name, content in case.files.items():
+        path = directory / name
+        if callable(content):
+            content = content(keep)
+        if isinstance(content, dict):
+            content = yaml.safe_dump(content)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(fill(content, directory, keep))
+
+
+@pytest.fixture
+def trip_wires(monkeypatch):
+    """Anything that trains or launches trials fails the test."""
+    from trainers.morphnet.tfkeras.compat import keras
+
+    def training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(keras.Model, "fit", training)
+    import sweep.tune_runner
+
+    monkeypatch.setattr(sweep.tune_runner, "_tune", training)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case, keep, tmp_path, monkeypatch, capsys, trip_wires):
+    from sweep.cli import main
+
+    directory = tmp_path / "case"
+    directory.mkdir()
+    write_files(case, directory, keep)
+    for key, value in case.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(directory)
+    before, before_case = snapshot(keep), snapshot(directory)
+    try:
+        code = main([fill(a, directory, keep) for a in case.argv])
+        message = ""
+    except SystemExit as exc:
+        code, message = (exc.code, "") if isinstance(exc.code, int) else (1, str(exc.code))
+    captured = capsys.readouterr()
+    text = "\n".join(t for t in (captured.err, captured.out, message) if t.strip())
+    assert code == case.code, text
+    assert "Traceback" not in text, text
+    lines = [line for line in text.splitlines() if line.strip()]
+    if lines and lines[0].startswith("usage:"):  # argparse: its usage block, then the message
+        lines = [line for line in lines if line.startswith("morphsweep")]
+    assert 1 <= len(lines) <= 3, text  # one message
+    for pattern in case.expect:
+        assert re.search(pattern, text), (pattern, text)
+    # nothing on disk changed: the earlier sweep's store and files, the case's own inputs
+    assert snapshot(keep) == before
+    assert snapshot(directory) == before_case
+    assert not (directory / "PWNED").exists()
+
+
+def test_readme_lists_the_cases():
+    """README's "What happens when..." table: one row per case that has README text."""
+    text = (ROOT / "README.md").read_text()
+    assert f"tests/test_bad_inputs.py`, {len(CASES)} cases" in text
+    for case in CASES:
+        if case.readme:
+            assert f"`{case.id}`" in text, f"README lacks the row for {case.id}"
+
+
+def test_the_trip_wires_catch_training(keep, tmp_path, monkeypatch, trip_wires):
+    """The same runner on good inputs reaches training and the trial launch: the wires work."""
+    from sweep.cli import main
+
+    directory = tmp_path / "case"
+    directory.mkdir()
+    (directory / "trial.yaml").write_text(yaml.safe_dump(trial(output_dir=str(directory / "out"))))
+    with pytest.raises(AssertionError, match="training started"):
+        main(["train", str(directory / "trial.yaml")])
+    good = sweep(tracking_uri=f"sqlite:///{directory / 'mlflow.db'}")
+    text = fill(yaml.safe_dump(good), directory, keep)
+    (directory / "sweep.yaml").write_text(text)
+    with pytest.raises(AssertionError, match="training started"):
+        main(["run", str(directory / "sweep.yaml")])
