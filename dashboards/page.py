@@ -4,17 +4,19 @@
 histories of its finished trials and their ``structure.json`` artifacts, and writes into a
 directory:
 
-* ``index.html``: per cost target, the Pareto chart (the SVG of :func:`dashboards.pareto.pareto_html`,
-  inlined; hovering a point shows its trial and strength, clicking it opens its MLflow run), the
+* ``index.html``: per cost target, the interactive Pareto chart (plotly: hovering a point shows
+  its trial and strength, clicking it opens its MLflow run, the toolbar zooms and exports), the
   training curves of the target's trials, and the layer widths of the knee trial (or a chosen
   one) with a menu of every other trial's page; then a table of all trials;
 * ``trial_<trial>.html``: one page per finished trial (layer widths and its own curves);
 * ``pareto_<target>.html`` / ``.png``, ``curves_<target>.html`` / ``.png`` and
-  ``widths_<target>.png``: the figures on their own.
+  ``widths_<target>.png``: the figures on their own (PNGs by matplotlib).
 
-Everything is relative links and inline SVG/CSS (one inline ``onchange`` for the menu, which
-also works as plain links), so the directory works from ``file://``, from any static HTTP server
-and as MLflow artifacts. ``publish_dashboard`` logs it to the sweep's parent run.
+``index.html`` and the figure pages embed plotly.js once, inline; the trial pages share one
+``plotly.min.js`` in the directory. Everything else is relative links, so the directory works
+from ``file://``, from any static HTTP server and as MLflow artifacts. ``publish_dashboard``
+logs it to the sweep's parent run, and the Pareto figures to the parent run with
+``mlflow.log_figure``.
 """
 
 from __future__ import annotations
@@ -34,17 +36,24 @@ import pandas as pd
 
 from sweep.pareto import ParetoResult, pareto_front
 
-from .pareto import _attr, _fmt, _safe_link, pareto_html, pareto_png
+from .pareto import (
+    PLOTLY_JS,
+    _attr,
+    _fmt,
+    _safe_link,
+    pareto_figure,
+    pareto_html,
+    pareto_png,
+    write_figures,
+)
 from .trials import (
     CURVE_METRICS,
-    CURVE_STYLE,
-    WIDTH_STYLE,
     TrialHistory,
+    layer_widths_figure,
     layer_widths_png,
-    layer_widths_svg,
+    training_curves_figure,
     training_curves_html,
     training_curves_png,
-    training_curves_svg,
 )
 
 __all__ = ["ARTIFACT_DIR", "build_dashboard", "publish_dashboard", "trial_page_name"]
@@ -59,9 +68,9 @@ _COST_LABELS = {
 }
 _HOVER = ("trial_id", "strength", "width", "cost", "accuracy")
 # Files this module writes; a rebuild removes stale ones (e.g. of trials no longer in the sweep).
-_OWNED = re.compile(r"^(index\.html|trial_.+\.html|(pareto|curves|widths)_.+\.(html|png))$")
-_SVG = re.compile(r"<svg\b.*?</svg>", re.DOTALL)
-_STYLE_BLOCK = re.compile(r"<style>(.*?)</style>", re.DOTALL)
+_OWNED = re.compile(
+    r"^(index\.html|plotly\.min\.js|trial_.+\.html|(pareto|curves|widths)_.+\.(html|png))$"
+)
 
 
 def _slug(text: str) -> str:
@@ -154,14 +163,6 @@ def _hardware(client: Any, table: pd.DataFrame) -> str | None:
     return params.get("hardware") or params.get("trial.hardware")
 
 
-def _inline_svg(page: Path) -> tuple[str, str]:
-    """(style, svg) of a page written by pareto_html, to inline it into the dashboard."""
-    text = page.read_text(encoding="utf-8")
-    svg = _SVG.search(text)
-    style = _STYLE_BLOCK.search(text)
-    return (style.group(1) if style else "", svg.group(0) if svg else "")
-
-
 def _choose(trials: list[_Trial], pareto: ParetoResult, chosen: str | None) -> _Trial | None:
     """The trial whose widths the section shows: the chosen one, else the knee, else none."""
     by_id = {t.trial_id: t for t in trials if t.structure is not None}
@@ -242,15 +243,6 @@ table.trials tr[data-status="FAILED"] { color: #a00; }
 """
 
 
-def _document(title: str, style: str, body: str) -> str:
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(title)}</title>\n<style>{style}</style>\n</head>\n<body>\n"
-        f"{body}\n</body>\n</html>\n"
-    )
-
-
 def _trial_page(trial: _Trial, sweep: str, out: Path) -> str:
     """Writes a finished trial's own page; returns its file name."""
     name = trial_page_name(trial.trial_id)
@@ -273,25 +265,21 @@ def _trial_page(trial: _Trial, sweep: str, out: Path) -> str:
         else ""
     )
     structure = trial.structure
-    widths = (
-        layer_widths_svg(
-            structure, title=f"{trial.trial_id}: learned vs seed width", trial_id=trial.trial_id
-        )
-        if structure is not None
-        else '<p class="note">this trial logged no structure.json</p>'
-    )
+    parts: list[Any] = [
+        f"<h1>{html.escape(trial.trial_id)}</h1>",
+        f'<p>{run_link}<a href="index.html">back to sweep {html.escape(sweep)}</a></p>',
+        f"<ul>{items}</ul>",
+    ]
+    if structure is not None:
+        title = f"{trial.trial_id}: learned vs seed width"
+        parts.append(layer_widths_figure(structure, title=title, trial_id=trial.trial_id))
+    else:
+        parts.append('<p class="note">this trial logged no structure.json</p>')
     # only the panels this trial has data for (a baseline never learns)
     logged = [(k, t) for k, t in CURVE_METRICS if trial.history.metrics.get(k)]
-    body = (
-        f"<h1>{html.escape(trial.trial_id)}</h1>\n"
-        f'<p>{run_link}<a href="index.html">back to sweep {html.escape(sweep)}</a></p>\n'
-        f"<ul>{items}</ul>\n{widths}\n<h2>Training curves</h2>\n"
-        f"{training_curves_svg([trial.history], metrics=logged or CURVE_METRICS)}"
-    )
-    (out / name).write_text(
-        _document(f"{sweep}: {trial.trial_id}", _STYLE + CURVE_STYLE + WIDTH_STYLE, body),
-        encoding="utf-8",
-    )
+    parts.append("<h2>Training curves</h2>")
+    parts.append(training_curves_figure([trial.history], title="", metrics=logged or CURVE_METRICS))
+    write_figures(out / name, f"{sweep}: {trial.trial_id}", parts, _STYLE, shared_js=True)
     return name
 
 
@@ -341,16 +329,17 @@ def build_dashboard(
     hardware = _hardware(client, table)
 
     pages = {_trial_page(t, sweep, out) for t in trials}
-    written |= pages
-    styles = [_STYLE, CURVE_STYLE, WIDTH_STYLE]
-    sections, nav = [], []
+    written |= pages | ({PLOTLY_JS} if pages else set())
+    # the index: HTML pieces and plotly figures in order; plotly.js is embedded once, inline
+    parts: list[Any] = []
+    nav = []
     targets = sorted({str(t) for t in table["target"].dropna()})
     for target in targets:
         rows = table[table["target"] == target]
         slug = _slug(target)
         label = _cost_label(target, hardware)
         heading = f"{sweep}: {label} vs retrained accuracy"
-        parts = [
+        parts += [
             f'<section class="target" id="target-{_attr(slug)}" data-target="{_attr(target)}">',
             f"<h2>Target {html.escape(target)}</h2>",
         ]
@@ -360,15 +349,14 @@ def build_dashboard(
         if rows[["cost", "accuracy"]].dropna().empty:
             parts.append('<p class="note">no finished trial with a cost and accuracy yet</p>')
         else:
-            page = pareto_html(
-                pareto,
-                out / f"pareto_{slug}.html",
-                series="algorithm",
-                title=heading,
-                link_column="run_url",
-                hover_columns=_HOVER,
-                cost_label=label,
-            )
+            options: dict[str, Any] = {
+                "series": "algorithm",
+                "title": heading,
+                "link_column": "run_url",
+                "hover_columns": _HOVER,
+                "cost_label": label,
+            }
+            page = pareto_html(pareto, out / f"pareto_{slug}.html", **options)
             pareto_png(
                 pareto,
                 out / f"pareto_{slug}.png",
@@ -377,35 +365,32 @@ def build_dashboard(
                 cost_label=label,
             )
             written |= {page.name, f"pareto_{slug}.png"}
-            style, svg = _inline_svg(page)
-            if style and style not in styles:
-                styles.append(style)
             parts.append(
                 '<h3>Pareto front</h3><p class="note">Hover a point for its trial and strength; '
-                "click it to open its MLflow run. "
+                "click it to open its MLflow run; drag to zoom, double-click to reset. "
                 f'<a href="{_attr(page.name)}">chart on its own, with the front table</a> \u00b7 '
                 f'<a href="pareto_{_attr(slug)}.png">PNG</a></p>'
             )
-            parts.append(f'<div class="pareto-figure" data-target="{_attr(target)}">{svg}</div>')
+            parts.append(f'<div class="pareto-figure" data-target="{_attr(target)}">')
+            figure = pareto_figure(pareto, **options)
+            parts.append(figure.update_layout(meta={**figure.layout.meta, "target": target}))
+            parts.append("</div>")
 
         in_target = [t for t in trials if str(t.row["target"]) == target]
+        histories = [t.history for t in in_target]
         curves_title = f"{sweep}: training curves ({target})"
-        training_curves_html(
-            [t.history for t in in_target], out / f"curves_{slug}.html", title=curves_title
-        )
-        training_curves_png(
-            [t.history for t in in_target], out / f"curves_{slug}.png", title=curves_title
-        )
+        training_curves_html(histories, out / f"curves_{slug}.html", title=curves_title)
+        training_curves_png(histories, out / f"curves_{slug}.png", title=curves_title)
         written |= {f"curves_{slug}.html", f"curves_{slug}.png"}
         parts.append(
             '<h3>Training curves</h3><p class="note">One line per finished trial; hover a line for '
             "its trial, click it for its MLflow run. "
             f'<a href="curves_{_attr(slug)}.png">PNG</a></p>'
         )
-        parts.append(
-            f'<div class="curves-section" data-target="{_attr(target)}">'
-            f"{training_curves_svg([t.history for t in in_target])}</div>"
-        )
+        parts.append(f'<div class="curves-section" data-target="{_attr(target)}">')
+        curves = training_curves_figure(histories, title=curves_title)
+        parts.append(curves.update_layout(meta={"kind": "curves", "target": target}))
+        parts.append("</div>")
 
         shown = _choose(in_target, pareto, trial_id)
         structure = shown.structure if shown is not None else None
@@ -422,26 +407,25 @@ def build_dashboard(
             parts.append(
                 f'<div class="widths-figure" data-target="{_attr(target)}" '
                 f'data-trial="{_attr(shown.trial_id)}" data-knee="{str(is_knee).lower()}">'
-                f"{layer_widths_svg(structure, title=title, trial_id=shown.trial_id)}</div>"
             )
+            widths = layer_widths_figure(structure, title=title, trial_id=shown.trial_id)
+            parts.append(widths.update_layout(meta={**widths.layout.meta, "target": target}))
+            parts.append("</div>")
         else:
             parts.append('<p class="note">no finished trial of this target logged a structure</p>')
         parts.append(_trial_menu(in_target, shown))
         parts.append("</section>")
-        sections.append("\n".join(parts))
 
     finished = int((table["status"] == "FINISHED").sum())
-    body = (
-        f"<h1>Sweep {html.escape(sweep)}</h1>\n"
+    head = [
+        f"<h1>Sweep {html.escape(sweep)}</h1>",
         f'<p class="note">{len(table)} trials, {finished} finished; tracking store '
-        f"{html.escape(_redact(tracking_uri))}</p>\n"
-        f'<nav class="targets">{"".join(nav)}</nav>\n'
-        + "\n".join(sections)
-        + "\n"
-        + _trials_table(table, pages)
+        f"{html.escape(_redact(tracking_uri))}</p>",
+        f'<nav class="targets">{"".join(nav)}</nav>',
+    ]
+    index = write_figures(
+        out / "index.html", f"Sweep {sweep}", [*head, *parts, _trials_table(table, pages)], _STYLE
     )
-    index = out / "index.html"
-    index.write_text(_document(f"Sweep {sweep}", "\n".join(styles), body), encoding="utf-8")
     written.add(index.name)
     for stale in out.iterdir():
         if stale.is_file() and _OWNED.match(stale.name) and stale.name not in written:

@@ -1,13 +1,16 @@
-"""Cost-accuracy Pareto charts (PNG and offline HTML/SVG) of a computed sweep.pareto result."""
+"""Cost-accuracy Pareto charts of a computed sweep.pareto result: a matplotlib PNG and an
+interactive plotly figure (zoom, hover, PNG export), written as a self-contained HTML page."""
 
 from __future__ import annotations
 
 import html
-import math
+import json
 import os
+import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -15,7 +18,7 @@ import pandas as pd
 
 from sweep.pareto import ParetoResult, pareto_front
 
-__all__ = ["pareto_html", "pareto_png"]
+__all__ = ["pareto_figure", "pareto_html", "pareto_png", "write_figures"]
 
 # Fixed palette (matplotlib's tab10) so the PNG and the HTML colour series identically.
 _PALETTE = (
@@ -33,10 +36,6 @@ _BASELINE_COLOR = "#555555"
 # Link schemes allowed in the HTML: the file gets shared, so a data value must not run script.
 _SAFE_SCHEMES = ("", "http", "https", "file")
 _DEFAULT_HOVER = ("trial", "trial_name", "trial_id", "run_name", "strength")
-
-# SVG geometry in pixels: plot area plus room for tick labels, axis titles and the legend.
-_WIDTH, _HEIGHT = 900, 480
-_LEFT, _RIGHT, _TOP, _BOTTOM = 72, 210, 40, 56
 
 
 @dataclass(frozen=True)
@@ -112,13 +111,13 @@ def _titles(
 
 def pareto_png(
     result: ParetoResult,
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None,
     *,
     series: str | None = "algorithm",
     baseline_label: str = "baseline",
     title: str | None = None,
     cost_label: str | None = None,
-) -> Path:
+) -> Any:
     """Writes a scatter of cost (x) against accuracy (y) as a PNG.
 
     Every valid row is a point, coloured by its ``series`` value. Each series' own front is
@@ -129,7 +128,7 @@ def pareto_png(
 
     Args:
         result: Output of :func:`sweep.pareto.pareto_front`.
-        path: Where to write the PNG.
+        path: Where to write the PNG; None returns the matplotlib Figure (for log_figure).
         series: Column that tells series apart (e.g. the MorphNet algorithm); None for one.
         baseline_label: Series value of the baseline trials.
         title: Figure title; defaults to "<accuracy> vs <cost>".
@@ -193,78 +192,22 @@ def pareto_png(
     ax.grid(True, alpha=0.3)
     if not layout.valid.empty:
         ax.legend(loc="lower right", fontsize=9)
+    if path is None:  # the figure itself, e.g. for mlflow.log_figure
+        return figure
     out = Path(path)
     figure.savefig(out, format="png")
     return out
 
 
-# --- HTML ----------------------------------------------------------------------------------------
-
-
-def _nice_ticks(low: float, high: float, count: int = 6) -> list[float]:
-    """Round numbers (1, 2 or 5 times a power of ten) spanning [low, high]."""
-    raw = (high - low) / max(count - 1, 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    first = math.ceil(low / step - 1e-9)
-    ticks = [round(k * step, 12) for k in range(first, int(math.floor(high / step + 1e-9)) + 1)]
-    return ticks
-
-
-def _log_ticks(low: float, high: float) -> list[float]:
-    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
-    ticks = [10.0**d for d in decades if low <= 10.0**d <= high]
-    if len(ticks) < 3:
-        # spans of one or two decades need intermediate labels to be readable
-        ticks = [m * 10.0**d for d in decades for m in (1, 2, 5) if low <= m * 10.0**d <= high]
-    return ticks
-
-
-def _domain(values: np.ndarray, log: bool) -> tuple[float, float]:
-    """Padded axis range (in log10 units when ``log``)."""
-    if values.size == 0:
-        return (0.0, 1.0)
-    data = np.log10(values) if log else values
-    low, high = float(data.min()), float(data.max())
-    if high == low:
-        # one distinct value still needs a visible range around it
-        pad = 0.5 if log else (abs(low) * 0.1 or 1.0)
-        return (low - pad, high + pad)
-    pad = (high - low) * 0.06
-    return (low - pad, high + pad)
-
-
-class _Scale:
-    """Maps data values to SVG pixels on one axis."""
-
-    def __init__(self, domain: tuple[float, float], pixels: tuple[float, float], log: bool) -> None:
-        """Stores the mapping.
-
-        Args:
-            domain: Padded (low, high) in data units, or log10 units when ``log``.
-            pixels: Pixel positions of low and high.
-            log: Whether values are mapped by their log10.
-        """
-        self.domain, self.pixels, self.log = domain, pixels, log
-
-    def __call__(self, value: float) -> float:
-        """Returns the pixel position of ``value``."""
-        v = math.log10(value) if self.log else value
-        (d0, d1), (p0, p1) = self.domain, self.pixels
-        return p0 + (v - d0) / (d1 - d0) * (p1 - p0)
-
-    def ticks(self) -> list[float]:
-        """Returns tick values (in data units) inside the domain."""
-        d0, d1 = self.domain
-        return _log_ticks(10**d0, 10**d1) if self.log else _nice_ticks(d0, d1)
+# --- plotly ----------------------------------------------------------------------------------
 
 
 def _fmt(value: object) -> str:
-    """Formats a value for tick labels, hover text and the table."""
+    """Formats a value for hover text and the table."""
     if isinstance(value, float | np.floating):
         text = f"{float(value):.6g}"
         mantissa, e, exponent = text.partition("e")
-        # "1e6" reads better than Python's "1e+06" on axes and in hover text
+        # "1e6" reads better than Python's "1e+06" in hover text
         return f"{mantissa}e{int(exponent)}" if e else text
     return str(value)
 
@@ -284,129 +227,245 @@ def _safe_link(value: object) -> str | None:
     return text
 
 
-def _svg(
+def _hover(lines: Sequence[str]) -> str:
+    """Hover text: escaped, since plotly renders a subset of HTML in it."""
+    return "<br>".join(html.escape(line) for line in lines)
+
+
+def pareto_figure(
     result: ParetoResult,
-    layout: _Layout,
     *,
-    series: str | None,
-    heading: str,
-    x_label: str,
-    y_label: str,
-    link_column: str | None,
-    hover: Sequence[Hashable],
-) -> str:
-    """Returns the inline SVG chart."""
+    series: str | None = "algorithm",
+    baseline_label: str = "baseline",
+    title: str | None = None,
+    link_column: str | None = None,
+    hover_columns: Sequence[Hashable] = _DEFAULT_HOVER,
+    cost_label: str | None = None,
+) -> Any:
+    """The interactive Pareto chart as a ``plotly.graph_objects.Figure``.
+
+    One marker trace per series (``meta.role`` "points"; the baseline's also joined in cost
+    order, role "baseline"), each series' own front as a step line (role "front-line"), rings on
+    the rows of ``result``'s front (role "front") and the knee (role "knee", with a "knee"
+    label). Every point's ``customdata`` is [trial, link, pareto, rank]; the link (an http(s),
+    file or relative URL, never script) opens when the point is clicked. The x axis is
+    logarithmic when costs span more than a decade.
+
+    Raises:
+        ValueError: ``series`` or ``link_column`` is not a column of the result.
+    """
+    import plotly.graph_objects as go
+
+    if link_column is not None and link_column not in result.table.columns:
+        available = [str(c) for c in result.table.columns]
+        raise ValueError(f"link column {link_column!r} not found; available columns: {available}")
+    layout = _layout(result, series, baseline_label)
     cost, accuracy = result.cost_column, result.accuracy_column
-    plot_right, plot_bottom = _WIDTH - _RIGHT, _HEIGHT - _BOTTOM
-    costs = layout.valid[cost].to_numpy(float)
-    accs = layout.valid[accuracy].to_numpy(float)
-    sx = _Scale(_domain(costs, layout.log_x), (_LEFT, plot_right), layout.log_x)
-    sy = _Scale(_domain(accs, False), (plot_bottom, _TOP), False)
-
-    out = [
-        f'<svg class="pareto" width="{_WIDTH}" height="{_HEIGHT}" '
-        f'viewBox="0 0 {_WIDTH} {_HEIGHT}" role="img" aria-label="{_attr(heading)}" '
-        f'data-x-scale="{"log" if layout.log_x else "linear"}">',
-        f'<text class="heading" x="{_LEFT}" y="{_TOP - 16}">{html.escape(heading)}</text>',
-        f'<rect class="frame" x="{_LEFT}" y="{_TOP}" width="{plot_right - _LEFT}" '
-        f'height="{plot_bottom - _TOP}"/>',
-    ]
-    for value in sx.ticks():
-        x = sx(value)
-        out.append(f'<line class="grid" x1="{x:.1f}" y1="{_TOP}" x2="{x:.1f}" y2="{plot_bottom}"/>')
-        out.append(
-            f'<text class="tick x" x="{x:.1f}" y="{plot_bottom + 16}">{_fmt(float(value))}</text>'
-        )
-    for value in sy.ticks():
-        y = sy(value)
-        out.append(f'<line class="grid" x1="{_LEFT}" y1="{y:.1f}" x2="{plot_right}" y2="{y:.1f}"/>')
-        out.append(
-            f'<text class="tick y" x="{_LEFT - 6}" y="{y + 4:.1f}">{_fmt(float(value))}</text>'
-        )
-    out.append(
-        f'<text class="axis-label x" x="{(_LEFT + plot_right) / 2:.0f}" y="{_HEIGHT - 14}">'
-        f"{html.escape(x_label)}{' (log scale)' if layout.log_x else ''}</text>"
-    )
-    out.append(
-        f'<text class="axis-label y" x="18" y="{(_TOP + plot_bottom) / 2:.0f}" '
-        f'transform="rotate(-90 18 {(_TOP + plot_bottom) / 2:.0f})">{html.escape(y_label)}</text>'
-    )
-
-    if layout.baseline is not None:
-        xs, ys = layout.baseline
-        points = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys, strict=True))
-        out.append(
-            f'<polyline class="baseline-line" points="{points}" stroke="{_BASELINE_COLOR}"/>'
-        )
-    for name, xs, ys in layout.steps:
-        # post-step: the best accuracy reachable at a cost holds until the next front point
-        d = f"M{sx(xs[0]):.1f},{sy(ys[0]):.1f}"
-        for x, y in zip(xs[1:], ys[1:], strict=True):
-            d += f" H{sx(x):.1f} V{sy(y):.1f}"
-        out.append(
-            f'<path class="front-line" data-series="{_attr(name)}" d="{d}" '
-            f'stroke="{layout.colors[name]}"/>'
-        )
-
-    # cost, accuracy and series always appear in the hover text; listing them again adds noise
+    heading, x_label, y_label = _titles(result, title, cost_label)
     shown = {series, cost, accuracy}
-    hover_columns = [c for c in hover if c in layout.valid.columns and c not in shown]
-    # front points last so their rings are drawn on top of the others
-    ordered = layout.valid.assign(_label=layout.labels.to_numpy()).sort_values(
-        "pareto", kind="mergesort"
-    )
-    for _, row in ordered.iterrows():
-        name = row["_label"]
-        classes = ["point"]
-        if row["pareto"]:
-            classes.append("front")
-        if name == layout.baseline_name:
-            classes.append("baseline")
-        if row["knee"]:
-            classes.append("knee")
-        lines = [f"{series}: {name}"] if series is not None else []
-        lines += [f"{c}: {_fmt(row[c])}" for c in hover_columns]
-        lines += [f"{cost}: {_fmt(row[cost])}", f"{accuracy}: {_fmt(row[accuracy])}"]
-        lines.append(f"rank: {row['rank']}{' (Pareto front)' if row['pareto'] else ''}")
-        x, y = sx(row[cost]), sy(row[accuracy])
-        circle = (
-            f'<circle class="{" ".join(classes)}" cx="{x:.1f}" cy="{y:.1f}" '
-            f'r="{7 if row["knee"] else 5}" fill="{layout.colors[name]}" '
-            f'data-series="{_attr(name)}" data-cost="{float(row[cost])!r}" '
-            f'data-accuracy="{float(row[accuracy])!r}" '
-            f'data-pareto="{"true" if row["pareto"] else "false"}" data-rank="{row["rank"]}">'
-            f"<title>{html.escape(chr(10).join(lines))}</title></circle>"
-        )
-        link = _safe_link(row[link_column]) if link_column is not None else None
-        if link is not None:
-            circle = f'<a href="{_attr(link)}" target="_blank">{circle}</a>'
-        out.append(circle)
-        if row["knee"]:
-            out.append(f'<text class="knee-label" x="{x + 9:.1f}" y="{y + 16:.1f}">knee</text>')
+    columns = [c for c in hover_columns if c in layout.valid.columns and c not in shown]
+    trial_column = next((c for c in _DEFAULT_HOVER[:4] if c in layout.valid.columns), None)
 
-    legend_x, legend_y = plot_right + 18, _TOP + 6
-    out.append('<g class="legend">')
-    entries = [(n, layout.colors[n]) for n in layout.order]
-    for i, (name, color) in enumerate(entries):
-        y = legend_y + 20 * i
-        if name == layout.baseline_name:
-            out.append(
-                f'<line x1="{legend_x - 8}" y1="{y}" x2="{legend_x + 8}" y2="{y}" '
-                f'stroke="{color}" stroke-width="2"/>'
+    def points(rows: pd.DataFrame, name: str) -> dict[str, Any]:
+        hover, custom = [], []
+        for _, row in rows.iterrows():
+            lines = [f"{series}: {name}"] if series is not None else []
+            lines += [f"{c}: {_fmt(row[c])}" for c in columns]
+            lines += [f"{cost}: {_fmt(row[cost])}", f"{accuracy}: {_fmt(row[accuracy])}"]
+            lines.append(f"rank: {row['rank']}{' (Pareto front)' if row['pareto'] else ''}")
+            hover.append(_hover(lines))
+            link = _safe_link(row[link_column]) if link_column is not None else None
+            trial = str(row[trial_column]) if trial_column is not None else ""
+            custom.append([trial, link or "", bool(row["pareto"]), int(row["rank"])])
+        return {
+            "x": rows[cost].astype(float).tolist(),
+            "y": rows[accuracy].astype(float).tolist(),
+            "hovertext": hover,
+            "hoverinfo": "text",
+            "customdata": custom,
+        }
+
+    figure = go.Figure()
+    for name, xs, ys in layout.steps:
+        figure.add_trace(
+            go.Scatter(
+                x=xs.tolist(),
+                y=ys.tolist(),
+                mode="lines",
+                line={"shape": "hv", "color": layout.colors[name], "width": 1.5},
+                opacity=0.8,
+                hoverinfo="skip",
+                showlegend=False,
+                meta={"role": "front-line", "series": name},
             )
-        out.append(f'<circle cx="{legend_x}" cy="{y}" r="5" fill="{color}"/>')
-        out.append(f'<text x="{legend_x + 14}" y="{y + 4}">{html.escape(name)}</text>')
-    y = legend_y + 20 * len(entries)
-    out.append(f'<circle class="legend-front" cx="{legend_x}" cy="{y}" r="7"/>')
-    out.append(f'<text x="{legend_x + 14}" y="{y + 4}">Pareto front</text>')
-    out.append("</g>")
-    if layout.valid.empty:
-        out.append(
-            f'<text class="empty" x="{(_LEFT + plot_right) / 2:.0f}" '
-            f'y="{(_TOP + plot_bottom) / 2:.0f}">no trial with a finite cost and accuracy</text>'
         )
-    out.append("</svg>")
-    return "\n".join(out)
+    for name in layout.order:
+        rows = layout.valid[(layout.labels == name).to_numpy()]
+        is_base = name == layout.baseline_name
+        if is_base:
+            rows = rows.sort_values([cost, accuracy], kind="mergesort")
+        figure.add_trace(
+            go.Scatter(
+                name=html.escape(name),
+                mode="lines+markers" if is_base else "markers",
+                marker={
+                    "color": layout.colors[name],
+                    "size": 9,
+                    "line": {"color": "white", "width": 1},
+                },
+                line={"color": layout.colors[name], "width": 2, "dash": "dash"}
+                if is_base
+                else None,
+                meta={"role": "baseline" if is_base else "points", "series": name},
+                **points(rows, name),
+            )
+        )
+    front = layout.valid[layout.valid["pareto"].to_numpy(bool)]
+    figure.add_trace(
+        go.Scatter(
+            name="Pareto front",
+            mode="markers",
+            marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}},
+            meta={"role": "front"},
+            **points(front, "front"),
+        )
+    )
+    knee = layout.valid[layout.valid["knee"].to_numpy(bool)]
+    figure.add_trace(
+        go.Scatter(
+            name="knee",
+            mode="markers+text",
+            text=["knee"] * len(knee),
+            textposition="bottom right",
+            marker={"symbol": "star", "size": 14, "color": "black"},
+            meta={"role": "knee"},
+            **points(knee, "knee"),
+        )
+    )
+    figure.update_layout(
+        title={"text": html.escape(heading)},
+        xaxis={
+            "title": {"text": html.escape(x_label)},
+            "type": "log" if layout.log_x else "linear",
+        },
+        yaxis={"title": {"text": html.escape(y_label)}},
+        template="plotly_white",
+        hovermode="closest",
+        legend={"orientation": "v"},
+        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        height=480,
+        meta={"kind": "pareto", "log_x": layout.log_x, "points": int(len(layout.valid))},
+    )
+    if layout.valid.empty:
+        figure.add_annotation(
+            text="no trial with a finite cost and accuracy",
+            showarrow=False,
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+        )
+    return figure
+
+
+# Clicking a point with a link (customdata[1]) opens it: the one script the pages carry.
+_CLICK = """
+document.querySelectorAll('.plotly-graph-div').forEach(function (div) {
+  div.on('plotly_click', function (event) {
+    var point = event.points && event.points[0];
+    var link = point && point.customdata && point.customdata[1];
+    if (link) { window.open(link, '_blank'); }
+  });
+});
+"""
+
+
+PLOTLY_JS = "plotly.min.js"  # the shared copy next to pages written with shared_js=True
+
+
+def figure_div(figure: Any, div_id: str, *, include_plotlyjs: bool | str) -> str:
+    """A figure's ``<div>`` and script (with plotly.js inline when ``include_plotlyjs``)."""
+    import plotly.io as pio
+
+    return str(
+        pio.to_html(
+            figure,
+            full_html=False,
+            include_plotlyjs=include_plotlyjs,
+            div_id=div_id,
+            config={"displaylogo": False, "responsive": True},
+        )
+    )
+
+
+def write_figures(
+    path: str | os.PathLike[str],
+    title: str,
+    parts: Sequence[Any],
+    style: str = "",
+    *,
+    shared_js: bool = False,
+) -> Path:
+    """Writes one HTML page: HTML strings and plotly figures, in order (ids ``figure-<n>``).
+
+    plotly.js is embedded once, inline, before the first figure, so the page loads nothing
+    from elsewhere and works offline. With ``shared_js`` the page loads ``plotly.min.js`` from
+    its own directory instead (written there once): many small pages of one dashboard then
+    share one copy of the library.
+    """
+    out = Path(path)
+    if shared_js:
+        library = out.parent / PLOTLY_JS
+        if not library.is_file():
+            from plotly.offline import get_plotlyjs
+
+            library.write_text(get_plotlyjs(), encoding="utf-8")
+    body, count = [], 0
+    for part in parts:
+        if isinstance(part, str):
+            body.append(part)
+            continue
+        if count:
+            include: bool | str = False
+        else:
+            include = "directory" if shared_js else True
+        body.append(figure_div(part, f"figure-{count}", include_plotlyjs=include))
+        count += 1
+    if count:
+        body.append(f"<script>{_CLICK}</script>")
+    page = (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{_STYLE}{style}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def figure_data(page: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The figures a page written here holds, as plotly dicts (``data``, ``layout``), in order.
+
+    Reads the ``Plotly.newPlot(id, data, layout, config)`` calls plotly writes; for tests and
+    tools that check what a page shows without a browser.
+    """
+    text = Path(page).read_text(encoding="utf-8")
+    decoder = json.JSONDecoder()
+
+    def value(i: int) -> tuple[Any, int]:
+        while text[i] in " \t\r\n,":
+            i += 1
+        return decoder.raw_decode(text, i)
+
+    figures = []
+    # the calls plotly writes for each div (plotly.js itself also contains the name)
+    for call in re.finditer(r'Plotly\.newPlot\(\s*(?="figure-)', text):
+        _, i = value(call.end())  # the div id
+        data, i = value(i)
+        layout, i = value(i)
+        figures.append({"data": data, "layout": layout})
+    return figures
 
 
 def _front_table(
@@ -443,18 +502,6 @@ def _front_table(
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }
-svg.pareto text { font-size: 12px; fill: #222; }
-svg.pareto .heading { font-size: 15px; font-weight: 600; }
-svg.pareto .frame { fill: none; stroke: #888; }
-svg.pareto .grid { stroke: #e4e4e4; }
-svg.pareto .tick.x, svg.pareto .axis-label, svg.pareto .empty { text-anchor: middle; }
-svg.pareto .tick.y { text-anchor: end; }
-svg.pareto .front-line { fill: none; stroke-width: 1.5; opacity: 0.8; }
-svg.pareto .baseline-line { fill: none; stroke-width: 2; }
-svg.pareto .point { stroke: white; stroke-width: 1; }
-svg.pareto .point.front, svg.pareto .legend-front { stroke: black; stroke-width: 2; }
-svg.pareto .legend-front { fill: none; }
-svg.pareto .point:hover { stroke: black; stroke-width: 3; }
 table.front-table { border-collapse: collapse; margin-top: 16px; font-size: 13px; }
 table.front-table caption { text-align: left; font-weight: 600; padding-bottom: 4px; }
 table.front-table th, table.front-table td { border: 1px solid #ccc; padding: 3px 8px; }
@@ -473,13 +520,7 @@ def pareto_html(
     hover_columns: Sequence[Hashable] = _DEFAULT_HOVER,
     cost_label: str | None = None,
 ) -> Path:
-    """Writes a self-contained HTML page with an inline SVG version of :func:`pareto_png`.
-
-    The page loads nothing (no scripts, fonts or stylesheets from elsewhere), so it works on
-    offline machines. Each valid row is a ``<circle class="point">`` with ``data-series``,
-    ``data-cost``, ``data-accuracy``, ``data-pareto`` ("true"/"false") and ``data-rank``, and a
-    ``<title>`` hover text; rows on the front also have class ``front``, baseline rows class
-    ``baseline`` and the knee class ``knee``. A table of the front rows follows the chart.
+    """Writes :func:`pareto_figure` as a self-contained page, with a table of the front rows.
 
     Args:
         result: Output of :func:`sweep.pareto.pareto_front`.
@@ -487,8 +528,7 @@ def pareto_html(
         series: Column that tells series apart; None for one series.
         baseline_label: Series value of the baseline trials.
         title: Chart and page title; defaults to "<accuracy> vs <cost>".
-        link_column: Column holding a URL per row (e.g. the MLflow run page); rows with a
-            non-empty http(s), file or relative URL get their point wrapped in a link.
+        link_column: Column holding a URL per row (e.g. the MLflow run page).
         hover_columns: Columns shown in the hover text (and the front table) when present.
         cost_label: x axis label; defaults to the cost column name.
 
@@ -498,28 +538,15 @@ def pareto_html(
     Raises:
         ValueError: ``series`` or ``link_column`` is not a column of the result.
     """
-    if link_column is not None and link_column not in result.table.columns:
-        available = [str(c) for c in result.table.columns]
-        raise ValueError(f"link column {link_column!r} not found; available columns: {available}")
-    layout = _layout(result, series, baseline_label)
-    heading, x_label, y_label = _titles(result, title, cost_label)
-    hover = list(hover_columns)
-    svg = _svg(
+    figure = pareto_figure(
         result,
-        layout,
         series=series,
-        heading=heading,
-        x_label=x_label,
-        y_label=y_label,
+        baseline_label=baseline_label,
+        title=title,
         link_column=link_column,
-        hover=hover,
+        hover_columns=hover_columns,
+        cost_label=cost_label,
     )
-    page = (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(heading)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-        f"{svg}\n{_front_table(result, series, link_column, hover)}\n</body>\n</html>\n"
-    )
-    out = Path(path)
-    out.write_text(page, encoding="utf-8")
-    return out
+    heading, _, _ = _titles(result, title, cost_label)
+    table = _front_table(result, series, link_column, list(hover_columns))
+    return write_figures(path, heading, [figure, table])

@@ -275,6 +275,38 @@ def cmd_ui(args: argparse.Namespace) -> int:
     import subprocess
 
     uri = _tracking_uri(args)
+    remote = uri.startswith(("http://", "https://"))
+    base = uri if remote else f"http://{args.host}:{args.port}"
+    links: dict[str, str] = {}
+    if args.sweep:
+        from mlflow.tracking import MlflowClient
+
+        from .tracking import ui_urls
+
+        experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name(args.sweep)
+        if experiment is None:
+            print(
+                f"morphsweep ui: no sweep named {args.sweep!r} in {uri}; `morphsweep pareto` "
+                f"lists a sweep by the name in its config",
+                file=sys.stderr,
+            )
+            return 2
+        links = ui_urls(base, experiment.experiment_id)
+    if remote:
+        # a tracking server has its own UI: only say where the sweep is in it
+        print(f"MLflow UI of {uri}")
+        for what, url in links.items():
+            print(f"  {what}: {url}")
+        return 0
+    from dashboards.cli import exposure_warning
+
+    warning = exposure_warning(args.host, "the MLflow UI")
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    print(f"MLflow UI on http://{args.host}:{args.port} ({uri}); Ctrl-C to stop", flush=True)
+    if links:
+        print(f"  sweep {args.sweep!r}, its trials as a table: {links['table']}", flush=True)
+        print(f"  cost against accuracy, charted:  {links['chart']}", flush=True)
     command = [
         sys.executable,
         "-m",
@@ -287,12 +319,6 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--port",
         str(args.port),
     ]
-    from dashboards.cli import exposure_warning
-
-    warning = exposure_warning(args.host, "the MLflow UI")
-    if warning:
-        print(warning, file=sys.stderr, flush=True)
-    print(f"MLflow UI on http://{args.host}:{args.port} ({uri}); Ctrl-C to stop", flush=True)
     return subprocess.call(command)
 
 
@@ -479,7 +505,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_dashboard_parser(sub)
 
-    ui = sub.add_parser("ui", help="serve the MLflow UI on the sweep store")
+    ui = sub.add_parser(
+        "ui", help="serve the MLflow UI on the sweep store (and print where a sweep is in it)"
+    )
+    ui.add_argument(
+        "sweep",
+        nargs="?",
+        help="print the links to this sweep's trials (table) and its cost-accuracy chart",
+    )
     ui.add_argument("--tracking-uri")
     ui.add_argument("--config")
     ui.add_argument(

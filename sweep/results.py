@@ -151,7 +151,7 @@ def front(tracking_uri: str, sweep: str) -> ParetoResult:
 
 def publish_pareto(tracker: SweepTracker, config: Any) -> dict[str, Any]:
     """Compute the front per target, log table and plots to the parent run, tag the children."""
-    from dashboards.pareto import pareto_html, pareto_png
+    from dashboards.pareto import pareto_figure, pareto_png
 
     table = results_table(tracker.uri, tracker.sweep)
     if table.empty:
@@ -168,19 +168,18 @@ def publish_pareto(tracker: SweepTracker, config: Any) -> dict[str, Any]:
             sub = pareto_front(rows, cost="cost", accuracy="accuracy")
             label = _cost_label(str(target), config)
             title = f"{tracker.sweep}: {label} vs retrained accuracy"
-            png = pareto_png(
-                sub, out / f"pareto_{target}.png", series="algorithm", title=title, cost_label=label
-            )
-            html = pareto_html(
+            # the MLflow UI shows both in the parent run's artifact view
+            png = pareto_png(sub, None, series="algorithm", title=title, cost_label=label)
+            tracker.log_figure(None, png, f"pareto/pareto_{target}.png")
+            figure = pareto_figure(
                 sub,
-                out / f"pareto_{target}.html",
                 series="algorithm",
                 title=title,
+                cost_label=label,
                 link_column="run_url",
                 hover_columns=("trial_id", "strength", "width", "cost", "accuracy"),
             )
-            tracker.log_artifact(None, png, "pareto")
-            tracker.log_artifact(None, html, "pareto")
+            tracker.log_figure(None, figure, f"pareto/pareto_{target}.html")
         if getattr(config, "budgets", None):
             report = budget_table(tracker.uri, tracker.sweep)
             report.to_csv(out / "budgets.csv", index=False)

@@ -39,6 +39,20 @@ PARENT_ID = "mlflow.parentRunId"
 DRAIN_TIMEOUT_S = float(os.environ.get("MORPHSWEEP_TRACKING_WAIT_S", 600))
 
 
+# the sweep's trial runs in MLflow's search syntax, and the key of the saved chart view
+TRIALS_FILTER = "tags.`morphsweep.role` = 'trial'"
+VIEW_KEY = "morphsweep"
+
+
+def ui_urls(base: str, experiment_id: str) -> dict[str, str]:
+    """MLflow UI links of a sweep: its trial runs as a table, and the saved cost-accuracy chart."""
+    runs = f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    return {
+        "table": f"{runs}?viewStateShareKey={VIEW_KEY}-table&compareRunsMode=TABLE",
+        "chart": f"{runs}?viewStateShareKey={VIEW_KEY}&compareRunsMode=CHART",
+    }
+
+
 def _finite_number(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
@@ -266,6 +280,8 @@ class SweepTracker:
         elif kind == "artifact":
             path = self.outbox.path_of(op) if self.outbox is not None else Path(op["path"])
             self.client.log_artifact(self._run(trial_id), str(path), op.get("artifact_path"))
+        elif kind == "experiment_tag":
+            self.client.set_experiment_tag(self.experiment_id, op["key"], op["value"])
         elif kind == "terminate":
             run_id = self._run(trial_id)
             if op.get("reason"):
@@ -321,6 +337,34 @@ class SweepTracker:
             {"kind": "artifact", "trial": trial_id, "artifact_path": artifact_path}, Path(path)
         )
 
+    def log_figure(self, trial_id: str | None, figure: Any, artifact_file: str) -> None:
+        """A plotly (as self-contained HTML) or matplotlib (as PNG) figure, via mlflow.log_figure.
+
+        While earlier writes wait in the queue (an outage), the figure is rendered to a file and
+        queued like any artifact instead, so nothing is lost and the order is kept.
+        """
+        plotly = type(figure).__module__.startswith("plotly")
+        save_kwargs = {"include_plotlyjs": True, "full_html": True} if plotly else {}
+        if self.outbox is None or not len(self.outbox):
+            try:
+                self.client.log_figure(
+                    self._run(trial_id), figure, artifact_file, save_kwargs=save_kwargs
+                )
+                return
+            except Exception:  # noqa: BLE001 - queued below when the store does not answer
+                if self.outbox is None or reachable(self.uri):
+                    raise
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(artifact_file).name
+            if plotly:
+                figure.write_html(path, **save_kwargs)
+            else:
+                figure.savefig(path)
+            folder = str(Path(artifact_file).parent)
+            self.log_artifact(trial_id, path, None if folder == "." else folder)
+
     def set_tags(self, trial_id: str | None, tags: Mapping[str, str]) -> None:
         if tags:
             self._put(
@@ -370,6 +414,75 @@ class SweepTracker:
             {"early_stop/trials_stopped": len(runs), "early_stop/epochs_saved": saved}
         )
         return len(runs), saved
+
+    def set_chart_view(self, targets: list[str]) -> str:
+        """A saved view of the experiment in MLflow's own UI: the trial runs, charted.
+
+        The view (an experiment tag the MLflow UI reads, ``mlflow.sharedViewState.<key>``)
+        filters the runs table to the sweep's trials and opens a scatter of cost against
+        retrained accuracy per target. Returns the URL query that opens it (see ``ui_url``).
+        """
+        import json
+
+        section = "morphsweep-pareto"
+        charts = [
+            {
+                "uuid": f"morphsweep-{target}",
+                "type": "SCATTER",
+                "xaxis": {"key": f"cost/{target}", "type": "METRIC"},
+                "yaxis": {"key": "accuracy", "type": "METRIC"},
+                "runsCountToCompare": 1000,
+                "metricSectionId": section,
+                "deleted": False,
+                "isGenerated": False,
+                "displayName": f"{target}: cost vs retrained accuracy",
+            }
+            for target in targets
+        ]
+        state = {
+            "searchFilter": TRIALS_FILTER,
+            "compareRunCharts": charts,
+            "compareRunSections": [
+                {
+                    "uuid": section,
+                    "name": "morphsweep: cost vs accuracy",
+                    "display": True,
+                    "isReordered": False,
+                    "deleted": False,
+                    "isGenerated": False,
+                }
+            ],
+        }
+        now = int(time.time() * 1000)
+        envelope = {
+            "name": f"{self.sweep}: trials, cost vs accuracy",
+            "createdAt": now,
+            "updatedAt": now,
+            "state": json.dumps(state),
+        }
+        # and the runs table, with the columns a user compares trials by
+        columns = [
+            "params.`algorithm`",
+            "params.`strength`",
+            "params.`width`",
+            "metrics.`accuracy`",
+        ]
+        for target in targets:
+            columns += [f"metrics.`cost/{target}`", f"metrics.`cost_fraction/{target}`"]
+        table = {
+            **envelope,
+            "name": f"{self.sweep}: trials, cost and accuracy",
+            "state": json.dumps({"searchFilter": TRIALS_FILTER, "selectedColumns": columns}),
+        }
+        for key, value in ((VIEW_KEY, envelope), (f"{VIEW_KEY}-table", table)):
+            self._put(
+                {
+                    "kind": "experiment_tag",
+                    "key": f"mlflow.sharedViewState.{key}",
+                    "value": json.dumps(value),
+                }
+            )
+        return f"viewStateShareKey={VIEW_KEY}&compareRunsMode=CHART"
 
     def log_parent_metrics(self, metrics: Mapping[str, float]) -> None:
         finite = {k: float(v) for k, v in metrics.items() if _finite_number(v)}

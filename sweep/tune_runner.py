@@ -243,9 +243,17 @@ def _tracking_callback(
             if phase == "failed":
                 self.failures[trial_id] = str(result.get("failure_reason", "failed"))
             elif phase == "done":
-                tracker.log_metrics(
-                    trial_id, {k: result[k] for k in FINAL_KEYS if k in result}, step=0
-                )
+                final = {k: result[k] for k in FINAL_KEYS if k in result}
+                # what MLflow's own run table and chart view plot across runs, no artifact opened
+                target = specs[trial_id].target
+                for key, name in (
+                    ("rebuilt_cost", f"cost/{target}"),
+                    ("cost_fraction", f"cost_fraction/{target}"),
+                    ("retrained_val_accuracy", "accuracy"),
+                ):
+                    if key in result:
+                        final[name] = result[key]
+                tracker.log_metrics(trial_id, final, step=0)
             elif phase in ("learn", "retrain"):
                 if trial_id not in self.nodes:
                     self.nodes[trial_id] = str(result.get("node_id", ""))
@@ -279,6 +287,7 @@ def _tracking_callback(
                     for name in ("structure.json", "metrics.json"):
                         if (source / name).is_file():
                             tracker.log_artifact(trial_id, source / name)
+                    _log_trial_figures(tracker, trial_id, source)
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             trial_id = self._id(trial)
@@ -298,6 +307,30 @@ def _tracking_callback(
             tracker.finish(self._id(trial), "FAILED", _error_text(trial))
 
     return TrackingCallback()
+
+
+def _log_trial_figures(tracker: SweepTracker, trial_id: str, source: Path) -> None:
+    """The trial's layer widths and training curves as PNG figures on its child run."""
+    from dashboards.trials import TrialHistory, layer_widths_png, training_curves_png
+
+    if (source / "structure.json").is_file():
+        structure = json.loads((source / "structure.json").read_text())
+        figure = layer_widths_png(structure, None, title=f"{trial_id}: learned vs seed width")
+        tracker.log_figure(trial_id, figure, "figures/layer_widths.png")
+    if (source / "metrics.json").is_file():
+        history = json.loads((source / "metrics.json").read_text()).get("history", [])
+        series: dict[str, list[tuple[float, float]]] = {}
+        for epoch in history:
+            for key in ("cost", "val_accuracy"):
+                if isinstance(epoch.get(key), int | float):
+                    series.setdefault(f"{epoch['phase']}/{key}", []).append(
+                        (float(epoch["epoch"]), float(epoch[key]))
+                    )
+        if series:
+            figure = training_curves_png(
+                [TrialHistory(trial_id, series)], None, title=f"{trial_id}: training curves"
+            )
+            tracker.log_figure(trial_id, figure, "figures/training_curves.png")
 
 
 def _log_epoch(tracker: SweepTracker, trial_id: str, result: dict[str, Any]) -> None:
@@ -367,6 +400,7 @@ def run_sweep(
 
     tracker.drain()  # the front is read back from MLflow: every result must be there
     summary = publish_pareto(tracker, config)
+    tracker.set_chart_view(list(config.targets))
     if search is not None:
         summary["search"] = search.summary()
         tracker.log_search_summary(summary["search"])

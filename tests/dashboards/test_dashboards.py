@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from dashboards.cli import main as dashboard_main
 from dashboards.page import build_dashboard, publish_dashboard, trial_page_name
+from dashboards.pareto import figure_data
 from dashboards.trials import (
     layer_widths_html,
     layer_widths_png,
@@ -196,12 +197,17 @@ def populate_sweep(uri: str, name: str, tmp: Path, epochs: int = 3) -> FakeSweep
         }
         if not baseline:
             final["strength"] = spec["strength"]
+        # the names MLflow's own run table and charts show (as sweep.tune_runner logs them)
+        final[f"cost/{spec['target']}"] = final["rebuilt_cost"]
+        final[f"cost_fraction/{spec['target']}"] = final["cost_fraction"]
+        final["accuracy"] = final["retrained_val_accuracy"]
         tracker.log_metrics(trial, final, step=0)
         tracker.log_artifact(trial, folder / "structure.json")
         tracker.log_artifact(trial, folder / "metrics.json")
         tracker.finish(trial, "FINISHED")
         sweep.finished[trial] = spec
     publish_pareto(tracker, SimpleNamespace(trial={"hardware": "P100"}))
+    tracker.set_chart_view(["flops", "latency"])
     tracker.finish_sweep()
     return sweep
 
@@ -275,6 +281,21 @@ def parse(path: Path) -> Tags:
     return parser
 
 
+def figures(path: Path, kind: str | None = None, target: str | None = None) -> list[dict]:
+    """The plotly figures a page holds, by kind ("pareto", "curves", "widths") and target."""
+    found = figure_data(path)
+    return [
+        f
+        for f in found
+        if (kind is None or f["layout"].get("meta", {}).get("kind") == kind)
+        and (target is None or f["layout"].get("meta", {}).get("target") == target)
+    ]
+
+
+def traces(figure: dict, role: str) -> list[dict]:
+    return [t for t in figure["data"] if t.get("meta", {}).get("role") == role]
+
+
 # --- figures on their own ------------------------------------------------------------------------
 def test_training_curves_draw_one_line_per_trial_and_metric(tmp_path):
     histories = {
@@ -283,23 +304,20 @@ def test_training_curves_draw_one_line_per_trial_and_metric(tmp_path):
         "c": {},
     }
     page = training_curves_html(histories, tmp_path / "curves.html", title="t & <b>")
-    tags = parse(page)
-    curves = tags.find("polyline", "curve")
+    (figure,) = figures(page, "curves")
     by_metric = {}
-    for c in curves:
-        by_metric.setdefault(c["attrs"]["data-metric"], []).append(c["attrs"])
+    for c in traces(figure, "curve"):
+        by_metric.setdefault(c["meta"]["metric"], []).append(c)
     assert {m: len(v) for m, v in by_metric.items()} == {"learn/cost": 2, "learn/val_accuracy": 1}
     # points are drawn in epoch order, non-finite values dropped
-    b = next(a for a in by_metric["learn/cost"] if a["data-trial"] == "b<script>")
-    assert b["data-points"] == "2"
-    xs = [float(p.split(",")[0]) for p in b["points"].split()]
-    assert xs == sorted(xs)
+    b = next(c for c in by_metric["learn/cost"] if c["meta"]["trial"] == "b<script>")
+    assert b["x"] == [1.0, 2.0] and b["y"] == [9.0, 8.0]
     # the empty panel says so; a cost spanning a decade gets a log axis
-    assert "no trial logged retrain/val_accuracy" in "".join(tags.text)
-    panels = {p["attrs"]["data-metric"]: p["attrs"] for p in tags.find("svg", "curves")}
-    assert panels["learn/cost"]["data-y-scale"] == "log"
-    text = page.read_text()
-    assert "<script>" not in text and "<b>" not in text
+    assert [a["text"] for a in figure["layout"]["annotations"] if a["text"] == "no data"]
+    assert figure["layout"]["yaxis"]["type"] == "log"
+    # text plotly renders as HTML is escaped
+    assert figure["layout"]["title"]["text"] == "t &amp; &lt;b&gt;"
+    assert all("<script>" not in t["hovertext"] for t in traces(figure, "curve"))
     png = training_curves_png(histories, tmp_path / "curves.png")
     assert png.read_bytes()[:8] == PNG_MAGIC
 
@@ -311,23 +329,32 @@ def test_layer_widths_draw_two_bars_per_layer_in_order(tmp_path):
         **structure["layers"],
     }
     page = layer_widths_html(structure, tmp_path / "w.html", trial_id="t1", link="javascript:x")
-    tags = parse(page)
-    alive = tags.find("rect", "bar-alive")
-    original = tags.find("rect", "bar-original")
-    assert len(alive) == len(original) == len(LAYERS)
-    assert [a["attrs"]["data-layer"] for a in alive] == list(structure["layers"])
-    for a, o in zip(alive, original, strict=True):
-        layer = structure["layers"][a["attrs"]["data-layer"]]
-        assert int(a["attrs"]["data-alive"]) == layer["alive"]
-        assert int(o["attrs"]["data-original"]) == layer["original"]
-        # learned bar never longer than the seed bar
-        assert float(a["attrs"]["width"]) <= float(o["attrs"]["width"])
-    text = page.read_text()
-    assert "<img" not in text and "javascript:" not in text
-    assert "FLOPs: seed 1e6" in text
+    (figure,) = figures(page, "widths")
+    (alive,) = traces(figure, "bar-alive")
+    (original,) = traces(figure, "bar-original")
+    assert [c[0] for c in alive["customdata"]] == list(structure["layers"])
+    assert alive["x"] == [layer["alive"] for layer in structure["layers"].values()]
+    assert original["x"] == [layer["original"] for layer in structure["layers"].values()]
+    # learned bar never longer than the seed bar; the first layer on top
+    assert all(a <= o for a, o in zip(alive["x"], original["x"], strict=True))
+    assert figure["layout"]["yaxis"]["autorange"] == "reversed"
+    assert alive["y"][0] == "&lt;img onerror=x&gt;" and alive["meta"]["trial"] == "t1"
+    assert "javascript:" not in page.read_text().split("<body>", 1)[1].split("<script", 1)[0]
+    assert "FLOPs: seed 1e6" in figure["layout"]["title"]["text"]
     assert layer_widths_png(structure, tmp_path / "w.png").read_bytes()[:8] == PNG_MAGIC
     with pytest.raises(ValueError, match="layers"):
         layer_widths_html({"flat": {}}, tmp_path / "bad.html")
+
+
+def test_pages_embed_plotly_once_and_load_nothing_from_elsewhere(dashboard):
+    for page in [dashboard, *dashboard.parent.glob("pareto_*.html")]:
+        text = page.read_text()
+        assert text.count("plotly.js v") == 1 or text.count("* plotly.js") == 1, page.name
+        assert not re.search(r"<(script|link|img|iframe)\b[^>]*\b(src|href)=", text), page.name
+    # trial pages share the dashboard's one copy of plotly.js
+    trial = next(dashboard.parent.glob("trial_*.html")).read_text()
+    assert '<script charset="utf-8" src="plotly.min.js"></script>' in trial
+    assert (dashboard.parent / "plotly.min.js").stat().st_size > 1_000_000
 
 
 # --- the dashboard from MLflow -------------------------------------------------------------------
@@ -355,31 +382,33 @@ def test_dashboard_charts_draw_the_sweep(fake_sweep, dashboard, target):
     tags = parse(dashboard)
     learners = fake_sweep.finished_of(target, baseline=False)
     everyone = fake_sweep.finished_of(target)
-    # Pareto chart: one point per finished trial of the target, each linking to its MLflow run
-    points = tags.find("circle", "point", section=target, figure="pareto-figure")
-    assert len(points) == len(everyone)
     table = results_table(fake_sweep.uri, fake_sweep.name)
     urls = dict(zip(table["trial_id"], table["run_url"], strict=True))
-    assert {p["context"]["href"] for p in points} == {urls[t] for t in everyone}
+    # Pareto chart: one point per finished trial of the target, each linking to its MLflow run
+    (pareto,) = figures(dashboard, "pareto", target)
+    points = traces(pareto, "points") + traces(pareto, "baseline")
+    drawn = [c for t in points for c in t["customdata"]]
+    assert sorted(c[0] for c in drawn) == sorted(everyone)
+    assert {c[0]: c[1] for c in drawn} == {t: urls[t] for t in everyone}
+    assert len(traces(pareto, "baseline")) == 1  # the baseline on every plot
+    assert len(traces(pareto, "knee")[0]["x"]) == 1  # the knee marked
     # curves: learning panels draw the finished non-baseline trials, retraining all finished ones
-    curves = tags.find("polyline", "curve", section=target, figure="curves-section")
+    (curves,) = figures(dashboard, "curves", target)
     count = {}
-    for c in curves:
-        count.setdefault(c["attrs"]["data-metric"], set()).add(c["attrs"]["data-trial"])
-    assert count["learn/cost"] == set(learners)
-    assert count["learn/val_accuracy"] == set(learners)
-    assert count["retrain/val_accuracy"] == set(everyone)
-    assert len([c for c in curves if c["attrs"]["data-metric"] == "learn/cost"]) == len(learners)
-    assert all(c["context"]["href"] == urls[c["attrs"]["data-trial"]] for c in curves)
+    for c in traces(curves, "curve"):
+        count.setdefault(c["meta"]["metric"], []).append(c["meta"]["trial"])
+        assert c["customdata"][0][1] == urls[c["meta"]["trial"]]
+    assert sorted(count["learn/cost"]) == sorted(learners)
+    assert sorted(count["learn/val_accuracy"]) == sorted(learners)
+    assert sorted(count["retrain/val_accuracy"]) == sorted(everyone)
     # widths: the knee of sweep's own front, two bars per layer of its structure
     rows = table[table["target"] == target]
     knee = pick(pareto_front(rows, cost="cost", accuracy="accuracy"), knee=True)["trial_id"]
     figure = [f for f in tags.find("div", "widths-figure") if f["context"]["section"] == target]
     assert [f["attrs"]["data-trial"] for f in figure] == [knee]
-    bars = tags.find("rect", section=target, figure="widths-figure")
-    assert len([b for b in bars if "bar-alive" in b["attrs"]["class"]]) == len(LAYERS)
-    assert len([b for b in bars if "bar-original" in b["attrs"]["class"]]) == len(LAYERS)
-    assert len(bars) == 2 * len(LAYERS)
+    (widths,) = figures(dashboard, "widths", target)
+    assert widths["layout"]["meta"]["trial"] == knee
+    assert [len(t["x"]) for t in widths["data"]] == [len(LAYERS), len(LAYERS)]
     # the menu offers every finished trial's page
     options = tags.find("option", section=target)
     assert {o["attrs"]["data-trial"] for o in options} == set(everyone)
@@ -394,24 +423,28 @@ def test_dashboard_links_runs_and_hover(fake_sweep, dashboard):
         assert row["run_url"].startswith(fake_sweep.uri)
         assert f'href="{row["run_url"]}"' in text, row["trial_id"]
     # hover text of a point names the trial and its strength
-    assert re.search(r"<title>algorithm: gamma\ntrial_id: gamma-flops-m1-s0\nstrength: 1e-6", text)
+    (pareto,) = figures(dashboard, "pareto", "flops")
+    hover = [h for t in traces(pareto, "points") for h in t["hovertext"]]
+    assert any(
+        h.startswith("algorithm: gamma<br>trial_id: gamma-flops-m1-s0<br>strength: 1e-6")
+        for h in hover
+    ), hover
     # the failed trial is listed (no point, no page) with its reason
     tags = parse(dashboard)
     failed = [r for r in tags.find("tr") if r["attrs"].get("data-status") == "FAILED"]
     assert [r["attrs"]["data-trial"] for r in failed] == fake_sweep.failed
     assert "collapsed" in failed[0]["attrs"]["title"]
-    # nothing is loaded from elsewhere: no external scripts, styles or images
-    assert not re.search(r"<(script|link|img|iframe)\b", text)
     assert "http-equiv" not in text
 
 
 def test_trial_pages(fake_sweep, dashboard):
     for trial in fake_sweep.finished:
-        tags = parse(dashboard.parent / trial_page_name(trial))
-        assert len(tags.find("rect", "bar-alive")) == len(LAYERS)
-        assert len(tags.find("rect", "bar-original")) == len(LAYERS)
-        curves = tags.find("polyline", "curve")
-        assert {c["attrs"]["data-trial"] for c in curves} == {trial}
+        page = dashboard.parent / trial_page_name(trial)
+        tags = parse(page)
+        (widths,) = figures(page, "widths")
+        assert [len(t["x"]) for t in widths["data"]] == [len(LAYERS), len(LAYERS)]
+        (curves,) = figures(page, "curves")
+        assert {c["meta"]["trial"] for c in traces(curves, "curve")} == {trial}
         assert tags.find("a", "run-link")[0]["attrs"]["href"].endswith(fake_sweep.run_ids[trial])
         assert any(a["attrs"].get("href") == "index.html" for a in tags.find("a"))
 

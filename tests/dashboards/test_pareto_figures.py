@@ -1,82 +1,52 @@
-"""The Pareto PNG and offline HTML charts draw exactly the rows and front that sweep computed."""
+"""The Pareto PNG and the plotly chart draw exactly the rows and front that sweep computed."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from dashboards.pareto import pareto_html, pareto_png
+from dashboards.pareto import figure_data, pareto_html, pareto_png
 from sweep.pareto import ParetoResult, pareto_front
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MLFLOW = "http://mlflow.local:5000/#/experiments/1/runs/"
 
 
-class ChartParser(HTMLParser):
-    """Collects point circles (with their enclosing link and hover title) and all tags."""
+class Chart:
+    """What a Pareto page shows: its plotly traces by role, every drawn point, the front table."""
 
-    def __init__(self) -> None:
-        """Starts with nothing collected."""
-        super().__init__()
-        self.points: list[dict[str, object]] = []
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.table_rows = 0
-        self._href: str | None = None
-        self._circle: dict[str, object] | None = None
-        self._in_title = False
-        self._in_front_table = False
-        self._in_tbody = False
+    def __init__(self, path: Path) -> None:
+        (self.figure,) = figure_data(path)
+        self.raw = path.read_text(encoding="utf-8")
+        self.points = []  # one per trial drawn: (series, cost, accuracy, customdata, hover)
+        for trace in self.roles("points") + self.roles("baseline"):
+            for x, y, custom, hover in zip(
+                trace["x"], trace["y"], trace["customdata"], trace["hovertext"], strict=True
+            ):
+                self.points.append(
+                    {
+                        "series": trace["meta"]["series"],
+                        "cost": x,
+                        "accuracy": y,
+                        "trial": custom[0],
+                        "href": custom[1] or None,
+                        "pareto": custom[2],
+                        "hover": hover,
+                    }
+                )
+        body = self.raw.split("<body>", 1)[1]
+        self.table_rows = body.split('class="front-table"', 1)[1].count("<tr>") - 1
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        """Records the tag; opens a point record for circles of class point."""
-        attributes = dict(attrs)
-        self.tags.append((tag, attributes))
-        classes = (attributes.get("class") or "").split()
-        if tag == "a":
-            self._href = attributes.get("href")
-        elif tag == "circle" and "point" in classes:
-            self._circle = {"classes": set(classes), "attrs": attributes, "href": self._href}
-            self._circle["title"] = ""
-        elif tag == "title" and self._circle is not None:
-            self._in_title = True
-        elif tag == "table" and "front-table" in classes:
-            self._in_front_table = True
-        elif tag == "tbody" and self._in_front_table:
-            self._in_tbody = True
-        elif tag == "tr" and self._in_tbody:
-            self.table_rows += 1
+    def roles(self, role: str) -> list[dict]:
+        return [t for t in self.figure["data"] if t.get("meta", {}).get("role") == role]
 
-    def handle_endtag(self, tag: str) -> None:
-        """Closes the open link, title, point or table."""
-        if tag == "a":
-            self._href = None
-        elif tag == "title":
-            self._in_title = False
-        elif tag == "circle" and self._circle is not None:
-            self.points.append(self._circle)
-            self._circle = None
-        elif tag == "tbody":
-            self._in_tbody = False
-        elif tag == "table":
-            self._in_front_table = False
-
-    def handle_data(self, data: str) -> None:
-        """Accumulates hover text (already unescaped by the parser)."""
-        if self._in_title and self._circle is not None:
-            self._circle["title"] = str(self._circle["title"]) + data
-
-
-def parse(path: Path) -> ChartParser:
-    """Parses an HTML file with the standard library parser."""
-    parser = ChartParser()
-    parser.feed(path.read_text(encoding="utf-8"))
-    parser.close()
-    return parser
+    def drawn(self, role: str) -> int:
+        return sum(len(t["x"]) for t in self.roles(role))
 
 
 @pytest.fixture
@@ -122,39 +92,39 @@ def test_png_without_series_or_valid_rows(tmp_path: Path) -> None:
 def test_html_points(result: ParetoResult, tmp_path: Path) -> None:
     path = pareto_html(result, tmp_path / "pareto.html", hover_columns=("trial", "strength"))
     assert path == tmp_path / "pareto.html"
-    chart = parse(path)
+    chart = Chart(path)
     valid = result.valid()
     # one point per trial with a finite cost and accuracy; the NaN trial is not drawn
     assert len(chart.points) == len(valid) == 8
-    # front class and data-pareto both follow the computed front
-    assert sum("front" in p["classes"] for p in chart.points) == len(result.front()) == 5
-    assert sum(p["attrs"]["data-pareto"] == "true" for p in chart.points) == 5
-    assert sum("baseline" in p["classes"] for p in chart.points) == 3
-    assert sum("knee" in p["classes"] for p in chart.points) == 1
-    drawn = sorted(float(p["attrs"]["data-cost"]) for p in chart.points)
-    assert drawn == sorted(valid["cost"])
-    accuracies = {float(p["attrs"]["data-accuracy"]) for p in chart.points}
-    assert accuracies == set(valid["accuracy"])
-    series = sorted(p["attrs"]["data-series"] for p in chart.points)
-    assert series == sorted(valid["algorithm"])
+    # the rings and the pareto flags both follow the computed front
+    assert chart.drawn("front") == len(result.front()) == 5
+    assert sum(p["pareto"] for p in chart.points) == 5
+    assert sorted(c[0] for c in chart.roles("front")[0]["customdata"]) == sorted(
+        result.front()["trial"]
+    )
+    assert sum(p["series"] == "baseline" for p in chart.points) == 3
+    assert chart.drawn("knee") == 1
+    assert sorted(p["cost"] for p in chart.points) == sorted(valid["cost"])
+    assert {p["accuracy"] for p in chart.points} == set(valid["accuracy"])
+    assert sorted(p["series"] for p in chart.points) == sorted(valid["algorithm"])
 
 
-def test_html_hover_titles_name_the_trials(result: ParetoResult, tmp_path: Path) -> None:
-    chart = parse(pareto_html(result, tmp_path / "p.html", hover_columns=("trial", "strength")))
-    titles = [str(p["title"]) for p in chart.points]
+def test_html_hover_text_names_the_trials(result: ParetoResult, tmp_path: Path) -> None:
+    chart = Chart(pareto_html(result, tmp_path / "p.html", hover_columns=("trial", "strength")))
+    hovers = [p["hover"] for p in chart.points]
     for name in result.valid()["trial"]:
-        assert sum(f"trial: {name}" in t for t in titles) == 1
-    assert any("strength: 3e-9" in t for t in titles)
-    # text from the data is escaped: the trial name's markup must not become a tag
-    raw = (tmp_path / "p.html").read_text(encoding="utf-8")
-    assert "<b>" not in raw and "t3 &lt;b&gt;&amp;" in raw
-    assert not any(tag == "b" for tag, _ in chart.tags)
+        escaped = name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        assert sum(f"trial: {escaped}<br>" in h for h in hovers) == 1
+    assert any("strength: 3e-9" in h for h in hovers)
+    # text from the data is escaped: plotly renders hover text as HTML, the <b> must not be a tag
+    assert any("t3 &lt;b&gt;&amp;" in h for h in hovers)
+    assert not any("<b>" in h for h in hovers)
 
 
 def test_html_links(result: ParetoResult, tmp_path: Path) -> None:
-    chart = parse(pareto_html(result, tmp_path / "p.html", link_column="url"))
-    by_trial = {str(p["title"]).split("trial: ")[1].split("\n")[0]: p for p in chart.points}
-    # rows with a non-empty, safe URL are wrapped in a link to it
+    chart = Chart(pareto_html(result, tmp_path / "p.html", link_column="url"))
+    by_trial = {p["trial"]: p for p in chart.points}
+    # rows with a non-empty, safe URL open it on click
     assert by_trial["t0"]["href"] == MLFLOW + "r0"
     assert by_trial["t6"]["href"] == MLFLOW + "r6"
     # empty, missing and script URLs get no link
@@ -162,61 +132,50 @@ def test_html_links(result: ParetoResult, tmp_path: Path) -> None:
     assert by_trial["t5"]["href"] is None
     assert by_trial["t4"]["href"] is None
     assert sum(p["href"] is not None for p in chart.points) == 5
-    assert "javascript:" not in (tmp_path / "p.html").read_text(encoding="utf-8")
+    assert "javascript:alert" not in chart.raw
+    # the front table links the front rows that have one
+    assert f'href="{MLFLOW}r0"' in chart.raw
 
 
-def test_html_without_links_has_no_anchors(result: ParetoResult, tmp_path: Path) -> None:
-    path = pareto_html(result, tmp_path / "p.html")
-    chart = parse(path)
+def test_html_without_links(result: ParetoResult, tmp_path: Path) -> None:
+    chart = Chart(pareto_html(result, tmp_path / "p.html"))
     assert all(p["href"] is None for p in chart.points)
-    assert not any(tag == "a" for tag, _ in chart.tags)
-    # nothing refers to the network at all, not even a namespace URL
-    assert "http" not in path.read_text(encoding="utf-8")
+    assert MLFLOW not in chart.raw
 
 
 def test_html_is_self_contained(result: ParetoResult, tmp_path: Path) -> None:
     path = pareto_html(result, tmp_path / "p.html", link_column="url")
-    chart = parse(path)
-    raw = path.read_text(encoding="utf-8").lower()
-    # offline machines: no scripts, stylesheets, images or frames loaded from anywhere
-    assert not any(
-        tag in {"script", "link", "img", "iframe", "object", "embed"} for tag, _ in chart.tags
-    )
-    assert not any("src" in attrs for _, attrs in chart.tags)
-    assert "url(" not in raw and "@import" not in raw
-    # the only http text is the links to the runs
-    assert all(
-        attrs.get("href", "").startswith(MLFLOW)
-        for tag, attrs in chart.tags
-        if any("http" in (v or "") for v in attrs.values())
-    )
+    raw = path.read_text(encoding="utf-8")
+    # offline machines: plotly.js is inline, once; nothing is loaded from anywhere
+    assert raw.count("<script") >= 2 and not re.search(r"<script[^>]*\bsrc=", raw)
+    assert not re.search(r"<(link|img|iframe|object|embed)\b", raw)
+    assert len(figure_data(path)) == 1
 
 
 def test_html_chart_parts(result: ParetoResult, tmp_path: Path) -> None:
     path = pareto_html(result, tmp_path / "p.html", title="digits <FLOPs>", cost_label="FLOPs")
-    chart = parse(path)
-    svgs = [attrs for tag, attrs in chart.tags if tag == "svg"]
-    assert len(svgs) == 1
+    chart = Chart(path)
+    layout = chart.figure["layout"]
     # costs from 6e5 to 1e7 span more than a decade, so the x axis is logarithmic
-    assert svgs[0]["data-x-scale"] == "log"
-    classes = [attrs.get("class") or "" for _, attrs in chart.tags]
-    assert sum(c == "tick x" for c in classes) >= 3
-    assert sum(c == "tick y" for c in classes) >= 3
-    assert "legend" in classes
-    assert classes.count("baseline-line") == 1
+    assert layout["xaxis"]["type"] == "log"
+    assert layout["xaxis"]["title"]["text"] == "FLOPs"
+    assert len(chart.roles("baseline")) == 1
     # one step line per non-baseline series
-    assert classes.count("front-line") == 2
+    assert sorted(t["meta"]["series"] for t in chart.roles("front-line")) == [
+        "gamma",
+        "group_lasso",
+    ]
+    assert all(t["line"]["shape"] == "hv" for t in chart.roles("front-line"))
     # the table under the chart lists the front rows
     assert chart.table_rows == len(result.front())
-    assert "digits &lt;FLOPs&gt;" in path.read_text(encoding="utf-8")
+    assert layout["title"]["text"] == "digits &lt;FLOPs&gt;"
 
 
 def test_html_linear_axis_for_narrow_costs(tmp_path: Path) -> None:
     df = pd.DataFrame({"cost": [1.0, 2.0, 5.0], "accuracy": [0.5, 0.7, 0.8]})
-    chart = parse(pareto_html(pareto_front(df), tmp_path / "p.html", series=None))
-    svg = next(attrs for tag, attrs in chart.tags if tag == "svg")
+    chart = Chart(pareto_html(pareto_front(df), tmp_path / "p.html", series=None))
     # a 5x cost range is less than a decade: linear axis
-    assert svg["data-x-scale"] == "linear"
+    assert chart.figure["layout"]["xaxis"]["type"] == "linear"
     assert len(chart.points) == 3
 
 
@@ -230,7 +189,7 @@ def test_missing_columns_are_reported(result: ParetoResult, tmp_path: Path) -> N
 def test_imports_stay_light() -> None:
     code = (
         "import sys, dashboards.pareto, sweep.pareto\n"
-        "heavy = {'matplotlib', 'tensorflow', 'ray', 'mlflow', 'keras'} & set(sys.modules)\n"
+        "heavy = {'matplotlib', 'plotly', 'tensorflow', 'ray', 'mlflow', 'keras'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )
     # a fresh interpreter: this test session may already have imported matplotlib
@@ -241,8 +200,7 @@ def test_imports_stay_light() -> None:
 
 def test_hover_columns_naming_cost_are_not_repeated(result: ParetoResult, tmp_path: Path) -> None:
     path = pareto_html(result, tmp_path / "p.html", hover_columns=("trial", "cost", "accuracy"))
-    chart = parse(path)
+    chart = Chart(path)
     # cost and accuracy are always in the hover text; naming them again must not duplicate them
-    assert all(str(p["title"]).count("cost: ") == 1 for p in chart.points)
-    raw = path.read_text(encoding="utf-8")
-    assert raw.count("<th>cost</th>") == 1 and raw.count("<th>accuracy</th>") == 1
+    assert all(p["hover"].count("cost: ") == 1 for p in chart.points)
+    assert chart.raw.count("<th>cost</th>") == 1 and chart.raw.count("<th>accuracy</th>") == 1
