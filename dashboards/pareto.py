@@ -459,11 +459,14 @@ def figure_data(page: str | os.PathLike[str]) -> list[dict[str, Any]]:
         return decoder.raw_decode(text, i)
 
     figures = []
-    # the calls plotly writes for each div (plotly.js itself also contains the name)
-    for call in re.finditer(r'Plotly\.newPlot\(\s*(?="figure-)', text):
-        _, i = value(call.end())  # the div id
-        data, i = value(i)
-        layout, i = value(i)
+    # the calls plotly writes for each div; plotly.js itself also contains the name
+    for call in re.finditer(r'Plotly\.newPlot\(\s*(?="[\w-]+",)', text):
+        try:
+            _, i = value(call.end())  # the div id
+            data, i = value(i)
+            layout, i = value(i)
+        except json.JSONDecodeError:
+            continue
         figures.append({"data": data, "layout": layout})
     return figures
 

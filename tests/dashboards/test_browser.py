@@ -20,6 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from dashboards.page import build_dashboard, publish_dashboard, trial_page_name
+from sweep.tracking import ui_urls
 from tests.dashboards.browser import Browser, find_chromedriver, find_chromium
 from tests.dashboards.test_dashboards import LAYERS, populate_sweep
 from tests.sweep.conftest import mlflow_server  # noqa: F401
@@ -90,11 +91,49 @@ def count(browser, css: str) -> int:
     return int(browser.execute("return document.querySelectorAll(arguments[0]).length", css))
 
 
-def open_html_artifact(browser, sweep, path: str, title: str) -> None:
+# What plotly drew, read from the rendered DOM: per figure div, its kind and target (layout.meta)
+# and per trace group its role (trace.meta) with the number of marker points, bars and lines.
+RENDERED = """
+return Array.from(document.querySelectorAll(arguments[0] + ' .plotly-graph-div')).map(gd => ({
+  kind: (gd.layout && gd.layout.meta || {}).kind,
+  target: (gd.layout && gd.layout.meta || {}).target,
+  height: gd.getBoundingClientRect().height,
+  traces: Array.from(gd.querySelectorAll('g.trace')).map(g => {
+    const t = g.__data__ && g.__data__[0] && g.__data__[0].trace;
+    const meta = (t && t.meta) || {};
+    return {role: meta.role, series: meta.series, trial: meta.trial, metric: meta.metric,
+            points: g.querySelectorAll('path.point').length,
+            bars: g.querySelectorAll('g.point').length,
+            lines: g.querySelectorAll('path.js-line').length,
+            links: (t && t.customdata || []).map(c => c[1])};
+  }),
+}));
+"""
+
+
+def rendered(browser, scope: str = "body") -> list[dict]:
+    return browser.execute(RENDERED, scope)
+
+
+def drawn(figure: dict, role: str, what: str = "points") -> int:
+    return sum(t[what] for t in figure["traces"] if t["role"] == role)
+
+
+def wait_for_plots(browser, scope: str = "body", minimum: int = 1) -> None:
+    browser.wait_for(
+        "const n = document.querySelectorAll(arguments[0] + ' .plotly-graph-div g.trace').length;"
+        "return n >= arguments[1]",
+        scope,
+        minimum,
+        what="plotly to draw the figures",
+    )
+
+
+def open_html_artifact(browser, sweep, path: str) -> None:
     """Opens the parent run's HTML artifact in the MLflow UI and enters the frame showing it.
 
-    MLflow fetches the file through the server and shows it in a sandboxed ``iframe``; a fresh
-    page load keeps the frame of an earlier artifact from being entered by mistake.
+    MLflow fetches the file through the server and shows it in a sandboxed ``iframe`` that runs
+    scripts (plotly); a fresh page load keeps the frame of an earlier artifact from being used.
     """
     browser.get("about:blank")
     browser.get(
@@ -104,9 +143,17 @@ def open_html_artifact(browser, sweep, path: str, title: str) -> None:
         "return document.querySelector('iframe.mlflow-html-iframe')", what="the HTML artifact frame"
     )
     browser.switch_to_frame("iframe.mlflow-html-iframe")
-    browser.wait_for(
-        "return document.title === arguments[0]", title, what=f"the artifact titled {title!r}"
-    )
+    wait_for_plots(browser)
+
+
+# The parent row of a sweep in MLflow's runs table: its expander shows the trial runs.
+EXPAND = """
+const icon = Array.from(document.querySelectorAll('.ag-row svg path'))
+  .find(p => (p.getAttribute('d') || '').startsWith('M7.25 7.25'));
+if (!icon) { return false; }
+icon.closest('span').click();
+return true;
+"""
 
 
 # --- the MLflow UI -------------------------------------------------------------------------------
@@ -133,67 +180,120 @@ def test_mlflow_ui_shows_the_parent_run(browser, sweep):
     browser.screenshot(artifacts_dir() / "mlflow_parent_run.png")
 
 
-def test_mlflow_ui_renders_the_pareto_artifact(browser, sweep):
+def test_mlflow_experiment_lists_the_trials_with_cost_and_accuracy(browser, sweep):
+    links = ui_urls(sweep.uri, sweep.experiment_id)
+    browser.get("about:blank")
+    browser.get(links["table"])
+    browser.wait_for(EXPAND, timeout=180, what="the sweep's parent row, to expand")
+    # (the grid renders only the columns in view: the first two metric columns are)
+    browser.wait_for(
+        "const h = Array.from(document.querySelectorAll('[role=columnheader]'))"
+        ".map(e => e.innerText.trim()).filter(Boolean);"
+        "return h.includes('accuracy') && h.includes('cost/flops') ? h : null",
+        what="the accuracy and cost columns of the saved table view",
+    )
+    names = browser.wait_for(
+        "const t = document.body.innerText; return arguments[0].every(n => t.includes(n))",
+        sorted(sweep.finished),
+        what="every finished trial's run in the table",
+    )
+    assert names
+    # the accuracy column holds the trials' values (MLflow shows metrics rounded)
+    text = browser.execute("return document.querySelector('.ag-center-cols-container').innerText")
+    assert re.search(r"0\.9\d*", text), text[:2000]
+    browser.screenshot(artifacts_dir() / "mlflow_trials_table.png")
+
+
+def test_mlflow_chart_view_plots_cost_against_accuracy(browser, sweep):
+    links = ui_urls(sweep.uri, sweep.experiment_id)
+    browser.get("about:blank")
+    browser.get(links["chart"])
+    browser.wait_for(EXPAND, timeout=180, what="the sweep's parent row, to expand")
+    section = browser.wait_for(
+        "const t = document.body.innerText; const i = t.indexOf('morphsweep: cost vs accuracy');"
+        "return i >= 0 ? t.slice(i, i + 40) : null",
+        what="the saved section of cost-accuracy scatters",
+    )
+    assert "(2)" in section  # one scatter per target
+    browser.wait_for(
+        "return document.querySelectorAll('.js-plotly-plot').length >= 1",
+        what="MLflow's charts",
+    )
+    browser.execute(
+        "const s = Array.from(document.querySelectorAll('span, div, h3'))"
+        ".find(e => e.children.length === 0 && e.innerText === 'morphsweep: cost vs accuracy');"
+        "if (s) { s.scrollIntoView(); }"
+    )
+    browser.screenshot(artifacts_dir() / "mlflow_chart_view.png")
+
+
+def test_mlflow_ui_renders_the_pareto_figure(browser, sweep):
     expected = len(sweep.finished_of("flops"))
-    title = f"{SWEEP}: FLOPs vs retrained accuracy"  # what sweep.results.publish_pareto titles it
     try:
-        open_html_artifact(browser, sweep, "pareto/pareto_flops.html", title)
-        points = browser.wait_for(
-            "const n = document.querySelectorAll('svg.pareto circle.point').length;"
-            "return n >= arguments[0] ? n : 0",
-            expected,
-            what=f"{expected} Pareto points",
-        )
-        assert points == expected
-        assert count(browser, "svg.pareto polyline.baseline-line") == 1
-        assert count(browser, "svg.pareto circle.point.baseline") == len(
-            sweep.finished_of("flops", baseline=True)
-        )
-        assert count(browser, "svg.pareto circle.point.knee") == 1
-        assert count(browser, "svg.pareto path.front-line") >= 1
-        # the rendered chart has a size: the SVG is laid out, not just present in the DOM
-        box = browser.execute(
-            "const r = document.querySelector('svg.pareto').getBoundingClientRect();"
-            "return [r.width, r.height]"
-        )
-        assert box[0] > 400 and box[1] > 200
+        open_html_artifact(browser, sweep, "pareto/pareto_flops.html")
+        (figure,) = rendered(browser)
+        assert figure["kind"] == "pareto"
+        assert drawn(figure, "points") + drawn(figure, "baseline") == expected
+        assert drawn(figure, "baseline") == len(sweep.finished_of("flops", baseline=True))
+        assert drawn(figure, "baseline", "lines") == 1  # the baseline curve on the plot
+        assert drawn(figure, "knee") == 1
+        assert drawn(figure, "front-line", "lines") >= 1
+        assert figure["height"] > 200  # laid out, not just present in the DOM
     finally:
         browser.switch_to_top()
     browser.screenshot(artifacts_dir() / "mlflow_pareto_artifact.png")
 
 
-def test_mlflow_serves_the_pareto_artifact(sweep):
+def test_mlflow_ui_shows_the_pareto_png(browser, sweep):
+    browser.get("about:blank")
+    browser.get(
+        f"{sweep.uri}/#/experiments/{sweep.experiment_id}/runs/{sweep.parent_id}"
+        "/artifactPath/pareto/pareto_flops.png"
+    )
+    size = browser.wait_for(
+        "const i = Array.from(document.querySelectorAll('img')).find(i => i.naturalWidth > 300);"
+        "return i ? [i.naturalWidth, i.naturalHeight] : null",
+        what="the Pareto PNG figure in the artifact view",
+    )
+    assert size[0] > 300 and size[1] > 200
+
+
+def test_mlflow_serves_the_pareto_figure(sweep, tmp_path):
     expected = len(sweep.finished_of("flops"))
     run = MlflowClient(sweep.uri).get_run(sweep.parent_id)
     # the run's artifacts are proxied by the server (mlflow-artifacts:/<exp>/<run>/artifacts)
     assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
-    proxied = run.info.artifact_uri.removeprefix("mlflow-artifacts:/")
-    urls = [
-        f"{sweep.uri}/get-artifact?path=pareto/pareto_flops.html&run_uuid={sweep.parent_id}",
-        f"{sweep.uri}/ajax-api/2.0/mlflow-artifacts/artifacts/{proxied}/pareto/pareto_flops.html",
-    ]
-    for url in urls:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            body = response.read().decode()
-            assert response.status == 200
-            assert response.headers.get_content_type() == "text/html"
-        assert len(re.findall(r'<circle class="point\b', body)) == expected, url
+    url = f"{sweep.uri}/get-artifact?path=pareto/pareto_flops.html&run_uuid={sweep.parent_id}"
+    with urllib.request.urlopen(url, timeout=60) as response:
+        body = response.read().decode()
+        assert response.status == 200
+        assert response.headers.get_content_type() == "text/html"
+    # self-contained: plotly.js inline, nothing from a CDN
+    assert not re.search(r"<script[^>]*\bsrc=", body)
+    (tmp_path / "p.html").write_text(body)
+    from dashboards.pareto import figure_data
+
+    (figure,) = figure_data(tmp_path / "p.html")
+    points = [t for t in figure["data"] if t["meta"]["role"] in ("points", "baseline")]
+    assert sum(len(t["x"]) for t in points) == expected
 
 
 def test_mlflow_ui_renders_the_published_dashboard(browser, sweep):
     try:
-        open_html_artifact(browser, sweep, "dashboard/index.html", f"Sweep {SWEEP}")
-        total = len(sweep.finished)
-        assert (
-            browser.wait_for(
-                "const n = document.querySelectorAll('svg.pareto circle.point').length;"
-                "return n >= arguments[0] ? n : 0",
-                total,
-                what="the dashboard's Pareto points",
-            )
-            == total
+        open_html_artifact(browser, sweep, "dashboard/index.html")
+        wait_for_plots(browser, "body", 6)  # 3 figures per target
+        browser.wait_for(
+            "return document.querySelectorAll('.plotly-graph-div .barlayer g.point').length"
+            " >= arguments[0]",
+            4 * len(LAYERS),
+            what="the layer width bars of both targets",
         )
-        assert count(browser, "svg.widths rect.bar-alive") == 2 * len(LAYERS)  # one per target
+        figures = rendered(browser)
+        pareto = [f for f in figures if f["kind"] == "pareto"]
+        total = sum(drawn(f, "points") + drawn(f, "baseline") for f in pareto)
+        assert total == len(sweep.finished)
+        widths = [f for f in figures if f["kind"] == "widths"]
+        assert sum(drawn(f, "bar-alive", "bars") for f in widths) == 2 * len(LAYERS)
     finally:
         browser.switch_to_top()
     browser.screenshot(artifacts_dir() / "mlflow_dashboard_artifact.png")
@@ -201,33 +301,38 @@ def test_mlflow_ui_renders_the_published_dashboard(browser, sweep):
 
 # --- the dashboard -------------------------------------------------------------------------------
 def check_dashboard(browser, sweep) -> None:
+    wait_for_plots(browser, minimum=6)
+    figures = rendered(browser)
     for target in ("flops", "latency"):
-        section = f'section[data-target="{target}"]'
         everyone = sweep.finished_of(target)
         learners = sweep.finished_of(target, baseline=False)
-        assert count(browser, f"{section} svg.pareto circle.point") == len(everyone)
-        assert count(browser, f'{section} polyline.curve[data-metric="learn/cost"]') == len(
-            learners
-        )
-        assert count(
-            browser, f'{section} polyline.curve[data-metric="retrain/val_accuracy"]'
-        ) == len(everyone)
-        assert count(browser, f"{section} svg.widths rect.bar-alive") == len(LAYERS)
-        assert count(browser, f"{section} svg.widths rect.bar-original") == len(LAYERS)
+        mine = {f["kind"]: f for f in figures if f["target"] == target}
+        pareto, curves, widths = mine["pareto"], mine["curves"], mine["widths"]
+        assert drawn(pareto, "points") + drawn(pareto, "baseline") == len(everyone)
+        assert drawn(pareto, "baseline", "lines") == 1
+        assert drawn(pareto, "knee") == 1
+        by_metric: dict[str, list] = {}
+        for t in curves["traces"]:
+            if t["role"] == "curve":
+                by_metric.setdefault(t["metric"], []).append(t["trial"])
+        assert sorted(by_metric["learn/cost"]) == sorted(learners)
+        assert sorted(by_metric["retrain/val_accuracy"]) == sorted(everyone)
+        assert drawn(widths, "bar-alive", "bars") == len(LAYERS)
+        assert drawn(widths, "bar-original", "bars") == len(LAYERS)
+        section = f'section[data-target="{target}"]'
         assert count(browser, f"{section} select.trial-select option") == len(everyone)
-    # every Pareto point links to its MLflow run
-    hrefs = browser.execute(
-        "return Array.from(document.querySelectorAll('svg.pareto circle.point'))"
-        ".map(c => c.closest('a') ? c.closest('a').getAttribute('href') : null)"
-    )
-    assert all(
-        h and h.startswith(f"{sweep.uri}/#/experiments/{sweep.experiment_id}/runs/") for h in hrefs
-    )
+        # every Pareto point opens its MLflow run
+        links = [
+            link
+            for t in pareto["traces"]
+            if t["role"] in ("points", "baseline")
+            for link in t["links"]
+        ]
+        assert all(
+            h.startswith(f"{sweep.uri}/#/experiments/{sweep.experiment_id}/runs/") for h in links
+        )
     # the charts are laid out
-    heights = browser.execute(
-        "return Array.from(document.querySelectorAll('svg')).map(s => s.getBoundingClientRect().height)"
-    )
-    assert heights and min(heights) > 50
+    assert min(f["height"] for f in figures) > 100
 
 
 def test_dashboard_over_http(browser, sweep, http_dashboard):
@@ -248,10 +353,13 @@ def test_dashboard_over_http(browser, sweep, http_dashboard):
         page,
         what=f"navigation to {page}",
     )
-    assert count(browser, f'svg.widths[data-trial="{other}"] rect.bar-alive') == len(LAYERS)
+    wait_for_plots(browser, minimum=2)
+    figures = {f["kind"]: f for f in rendered(browser)}
+    assert drawn(figures["widths"], "bar-alive", "bars") == len(LAYERS)
+    assert {t["trial"] for t in figures["widths"]["traces"]} == {other}
     # a baseline only retrains: its page shows that panel alone
-    assert count(browser, "polyline.curve") == 1
-    assert count(browser, "svg.curves") == 1
+    curves = [t for t in figures["curves"]["traces"] if t["role"] == "curve"]
+    assert [t["metric"] for t in curves] == ["retrain/val_accuracy"]
     browser.screenshot(artifacts_dir() / "dashboard_trial.png", full_page=True)
 
 
