@@ -83,6 +83,12 @@ def test_parent_children_metrics_artifacts(finished_sweep):
     assert {c.data.tags[PARENT_ID] for c in children} == {parent[0].info.run_id}
     artifacts = {a.path for a in client.list_artifacts(parent[0].info.run_id, "pareto")}
     assert artifacts == {"pareto/pareto.csv", "pareto/pareto_flops.png", "pareto/pareto_flops.html"}
+    # the saved MLflow views of the experiment (the runs table and the cost-accuracy chart)
+    experiment = client.get_experiment_by_name("e2e")
+    views = {k for k in experiment.tags if k.startswith("mlflow.sharedViewState.")}
+    assert views == {"mlflow.sharedViewState.morphsweep", "mlflow.sharedViewState.morphsweep-table"}
+    chart = json.loads(json.loads(experiment.tags["mlflow.sharedViewState.morphsweep"])["state"])
+    assert [c["xaxis"]["key"] for c in chart["compareRunCharts"]] == ["cost/flops"]
     for child in children:
         seed = child.data.params["seed"]
         if seed == "1":
@@ -95,7 +101,15 @@ def test_parent_children_metrics_artifacts(finished_sweep):
         # the structure's predicted cost is the rebuilt model's, for every algorithm
         assert child.data.metrics["predicted_cost"] == child.data.metrics["rebuilt_cost"]
         top = {a.path for a in client.list_artifacts(child.info.run_id)}
-        assert {"structure.json", "metrics.json", "structures"} <= top
+        assert {"structure.json", "metrics.json", "structures", "figures"} <= top
+        # the figures MLflow shows in the run's artifact view, logged with log_figure
+        figures = {a.path for a in client.list_artifacts(child.info.run_id, "figures")}
+        assert {"figures/layer_widths.png", "figures/training_curves.png"} <= figures
+        # what MLflow's run table and chart view compare across trials
+        metrics = child.data.metrics
+        assert metrics["cost/flops"] == metrics["rebuilt_cost"]
+        assert metrics["accuracy"] == metrics["retrained_val_accuracy"]
+        assert metrics["cost_fraction/flops"] == metrics["cost_fraction"]
         if child.data.params["algorithm"] != "baseline":
             history = client.get_metric_history(child.info.run_id, "learn/cost")
             # one cost value per structure-learning epoch, no step twice
