@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -161,6 +162,7 @@ def _serve(directory: Path, port: int, host: str = "127.0.0.1") -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m dashboards.cli dashboard SWEEP ...``."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # as sweep.cli: offline by default
     parser = argparse.ArgumentParser(prog="morphsweep", description="MorphNet sweep dashboard.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_parser(sub)

@@ -474,6 +474,7 @@ def publish_dashboard(
     """
     from mlflow.tracking import MlflowClient
 
+    tracker = None
     if isinstance(tracker_or_uri, str | os.PathLike):
         if not sweep:
             raise ValueError("publish_dashboard(uri, sweep): the sweep name is required")
@@ -485,10 +486,16 @@ def publish_dashboard(
         if sweep is not None and sweep != name:
             raise ValueError(f"sweep {sweep!r} is not the tracker's sweep {name!r}")
         sweep, client, parent = name, tracker_or_uri.client, tracker_or_uri.parent_id
+        tracker = tracker_or_uri
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / ARTIFACT_DIR
         build_dashboard(uri, sweep, out, trial_id=trial_id)
         files = sorted(p.name for p in out.iterdir() if p.is_file())
-        client.log_artifacts(parent, str(out), ARTIFACT_DIR)
+        if tracker is not None:
+            # through the sweep's tracking queue: an outage delays the files, never loses them
+            for name in files:
+                tracker.log_artifact(None, out / name, ARTIFACT_DIR)
+        else:
+            client.log_artifacts(parent, str(out), ARTIFACT_DIR)
         shutil.rmtree(out, ignore_errors=True)
     return [f"{ARTIFACT_DIR}/{name}" for name in files]

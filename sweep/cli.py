@@ -18,6 +18,7 @@ arguments are reported at once.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -527,6 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # an offline tool: MLflow's usage telemetry stays off unless the user turns it on (its
+    # network calls can also hold a process at exit where there is no network)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

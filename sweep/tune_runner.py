@@ -240,6 +240,12 @@ def _tracking_callback(
             self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
         ) -> None:
             trial_id, phase = self._id(trial), result.get("phase")
+            if "resumed_from" in result:
+                # a resumed trial's first report, whatever its phase (it may already be done):
+                # the epochs it had saved, one of which may never have reached this driver
+                tracker.set_tags(trial_id, {TAG_RESUMED: str(result["resumed_from"])})
+                for past in json.loads(result.get("replay") or "[]"):
+                    _log_epoch(tracker, trial_id, past)
             if phase == "failed":
                 self.failures[trial_id] = str(result.get("failure_reason", "failed"))
             elif phase == "done":
@@ -264,10 +270,6 @@ def _tracking_callback(
                             TAG_NODE_IP: str(result.get("node_ip", "")),
                         },
                     )
-                if "resumed_from" in result:
-                    tracker.set_tags(trial_id, {TAG_RESUMED: str(result["resumed_from"])})
-                    for past in json.loads(result.get("replay") or "[]"):
-                        _log_epoch(tracker, trial_id, past)
                 _log_epoch(tracker, trial_id, result)
 
         def on_checkpoint(

@@ -548,7 +548,7 @@ def test_cli_serves_on_loopback_until_interrupted(fake_sweep, tmp_path):
                 time.sleep(0.2)
         assert "Sweep dash-sweep" in body
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
+        assert process.wait(timeout=90) == 0
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
