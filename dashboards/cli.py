@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -153,10 +154,17 @@ def _serve(directory: Path, port: int, host: str = "127.0.0.1") -> int:
             "Ctrl-C to stop",
             flush=True,
         )
+        # Ctrl-C raises KeyboardInterrupt even when this process inherited SIGINT ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
-            pass
+            server.server_close()
+            # Ctrl-C stops at once: the pages are written, and no thread left by the libraries
+            # that built them (MLflow's download pools, its clients) may hold the exit
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
     return 0
 
 
