@@ -316,8 +316,9 @@ class SweepTracker:
             self._last_step[(run_id, key)] = max((m.step for m in history), default=-1)
         return self._last_step[(run_id, key)]
 
-    def log_metrics(self, trial_id: str, metrics: Mapping[str, Any], step: int) -> None:
-        """Numeric metrics at ``step``; a (metric, step) already in the run is skipped."""
+    def log_metrics(self, trial_id: str | None, metrics: Mapping[str, Any], step: int) -> None:
+        """Numeric metrics at ``step`` (None: the parent run); a child's (metric, step) already
+        in the run is skipped."""
         finite = {k: float(v) for k, v in metrics.items() if _finite_number(v)}
         if finite:
             self._put(
@@ -485,17 +486,7 @@ class SweepTracker:
         return f"viewStateShareKey={VIEW_KEY}&compareRunsMode=CHART"
 
     def log_parent_metrics(self, metrics: Mapping[str, float]) -> None:
-        finite = {k: float(v) for k, v in metrics.items() if _finite_number(v)}
-        if finite:
-            self._put(
-                {
-                    "kind": "metrics",
-                    "trial": None,
-                    "step": 0,
-                    "ts": int(time.time() * 1000),
-                    "metrics": finite,
-                }
-            )
+        self.log_metrics(None, metrics, step=0)
 
     def finish_sweep(self, status: str = "FINISHED") -> None:
         self._put({"kind": "terminate", "trial": None, "status": status})
