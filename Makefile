@@ -26,9 +26,9 @@ check: $(STAMP)
 	$(PY) -m mypy
 	$(PY) -m pytest -q -m "not slow"
 
+# side-by-side ratios (train step, term, sweep efficiency, the demo): morphsweep_runs/bench/bench.csv
 bench: $(STAMP)
-	$(PY) tests/benchmarks/bench_regularizers.py
-	$(PY) tests/benchmarks/bench_train_step.py
+	$(PY) tests/benchmarks/bench.py
 
 # the quality study (about an hour on 2 cores; not part of make test)
 quality: $(STAMP)

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from .tracking import (
     TAG_RESUMED,
     TAG_STOPPED,
     TAG_STOPPED_REASON,
+    TAG_WORKER,
     SweepTracker,
     check_tracking,
     run_ended,
@@ -57,6 +59,8 @@ FINAL_KEYS = (
     "seed_cost",
     "cost_fraction",
     "strength",
+    "train_seconds",
+    "trial_seconds",
 )
 
 
@@ -124,24 +128,51 @@ def check_storage(config: SweepConfig) -> None:
 
 
 # ----- inside a trial (a Ray worker) -------------------------------------------------------------
-def _setup_tensorflow(cpus: float) -> None:
+def grow_gpu_memory() -> None:
+    """Let TensorFlow take GPU memory as it needs it, not all of it at once.
+
+    Several trials may share one GPU (fractional resources), and the driver builds the seed
+    network for its costs on the same machine. Raises RuntimeError once TensorFlow runs.
+    """
     import tensorflow as tf
 
     for gpu in tf.config.list_physical_devices("GPU"):
-        # several trials may share one GPU (fractional resources): grow memory as needed
         tf.config.experimental.set_memory_growth(gpu, True)
-    threads = max(1, int(cpus))
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+
+
+def _setup_tensorflow(cpus: float) -> None:
+    """TensorFlow for one trial: threads = its CPUs, GPU memory grown as needed.
+
+    Tune reuses a finished trial's worker for the next trial (``reuse_actors``): TensorFlow is
+    then imported and set up already (its settings cannot change once it runs, and every
+    trial of a sweep asks for the same resources), and Keras' state is cleared instead, so
+    layer names and graphs start afresh as in a new process.
+    """
+    import tensorflow as tf
+
+    try:
+        grow_gpu_memory()
+        threads = max(1, int(cpus))
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+    except RuntimeError:  # a reused worker: TensorFlow already runs with these settings
+        pass
+    from trainers.morphnet.tfkeras.compat import keras
+
+    keras.backend.clear_session()
 
 
 class TuneReporter:
     """The trainer's reporter inside Tune: each epoch becomes ``tune.report`` with a checkpoint."""
 
-    def __init__(self, output_dir: Path, resumed: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, output_dir: Path, resumed: dict[str, Any] | None = None, entered: float = 0.0
+    ) -> None:
         import ray
 
         self.output_dir = output_dir
+        # when the worker began this trial (time.time()), sent once: the driver's start-up figure
+        self.entered: float | None = entered or None
         self.latest_structure: str | None = None
         # a trial resumed from its checkpoint (a retried worker, a restarted driver) sends the
         # epochs it had done with its first report: one lost with the old worker is logged too
@@ -163,7 +194,9 @@ class TuneReporter:
                 (bundle / "structures").mkdir()
                 shutil.copy2(self.latest_structure, bundle / "structures")
             (bundle / "report.json").write_text(json.dumps(metrics, default=str))
-            extra: dict[str, Any] = {"node_id": self.node_id}
+            extra: dict[str, Any] = {"node_id": self.node_id, "reported_at": time.time()}
+            if self.entered is not None:
+                extra["entered_at"], self.entered = self.entered, None
             if self.resumed is not None:
                 extra["resumed_from"] = f"{self.resumed['phase']} epoch {self.resumed['epoch']}"
                 extra["replay"] = json.dumps(self.resumed.get("history", []), default=float)
@@ -186,6 +219,7 @@ def trainable(config: dict[str, Any], specs: dict[str, dict[str, Any]], cpus: fl
     from trainers.errors import TrialFailed
     from trainers.trial import run_trial
 
+    entered = time.time()
     _setup_tensorflow(cpus)
     # a grid sweep passes every trial up front; the adaptive search puts it in the config
     spec = specs.get(config["trial_id"]) or config
@@ -204,7 +238,7 @@ def trainable(config: dict[str, Any], specs: dict[str, dict[str, Any]], cpus: fl
     resumed = json.loads(state_file.read_text()) if state_file.is_file() else None
     trial = TrialConfig.from_dict({**spec["config"], "output_dir": str(output_dir), "verbose": 0})
     try:
-        run_trial(trial, TuneReporter(output_dir, resumed))
+        run_trial(trial, TuneReporter(output_dir, resumed, entered))
     except TrialFailed as exc:
         tune.report({"phase": "failed", "failure_reason": str(exc)})
 
@@ -221,6 +255,12 @@ def _tracking_callback(
         def __init__(self) -> None:
             self.failures: dict[str, str] = {}
             self.nodes: dict[str, str] = {}
+            self.started: dict[str, float] = {}
+            # trial id -> (start, last report: time.monotonic(); seconds training), this run
+            self.times: dict[str, tuple[float, float, float]] = {}
+            self.started_at: dict[str, float] = {}
+            # seconds from the driver starting a trial to its worker beginning it
+            self.startup: dict[str, float] = {}
 
         def _id(self, trial: Any) -> str:
             return str(trial.config["trial_id"])
@@ -235,11 +275,15 @@ def _tracking_callback(
                 "width": spec.width,
             }
             tracker.start(spec.trial_id, params)
+            self.started[spec.trial_id] = time.monotonic()
+            self.started_at[spec.trial_id] = time.time()
 
         def on_trial_result(
             self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
         ) -> None:
             trial_id, phase = self._id(trial), result.get("phase")
+            if "entered_at" in result and trial_id in self.started_at:
+                self.startup[trial_id] = float(result["entered_at"]) - self.started_at[trial_id]
             if "resumed_from" in result:
                 # a resumed trial's first report, whatever its phase (it may already be done):
                 # the epochs it had saved, one of which may never have reached this driver
@@ -259,6 +303,24 @@ def _tracking_callback(
                 ):
                     if key in result:
                         final[name] = result[key]
+                if trial_id in self.started and "train_seconds" in result:
+                    # the trial as the driver saw it (worker start, Ray, tracking included)
+                    now = time.monotonic()
+                    wall = now - self.started[trial_id]
+                    self.times[trial_id] = (
+                        self.started[trial_id],
+                        now,
+                        float(result["train_seconds"]),
+                    )
+                    final["time/wall_seconds"] = wall
+                    final["time/overhead_seconds"] = wall - float(result["train_seconds"])
+                    if "reported_at" in result:
+                        # how long the report took to reach this callback
+                        final["time/report_lag_seconds"] = time.time() - float(
+                            result["reported_at"]
+                        )
+                    if trial_id in self.startup:
+                        final["time/startup_seconds"] = self.startup[trial_id]
                 tracker.log_metrics(trial_id, final, step=0)
             elif phase in ("learn", "retrain"):
                 if trial_id not in self.nodes:
@@ -268,6 +330,8 @@ def _tracking_callback(
                         {
                             TAG_NODE: self.nodes[trial_id],
                             TAG_NODE_IP: str(result.get("node_ip", "")),
+                            # the worker process (one runs several trials in turn)
+                            TAG_WORKER: str(result.get("pid", "")),
                         },
                     )
                 _log_epoch(tracker, trial_id, result)
@@ -343,7 +407,7 @@ def _log_epoch(tracker: SweepTracker, trial_id: str, result: dict[str, Any]) -> 
     metrics = {
         k if k.startswith("alive/") else f"{phase}/{k}": v
         for k, v in result.items()
-        if k not in TUNE_KEYS and k not in ("replay", "resumed_from")
+        if k not in TUNE_KEYS and k not in ("replay", "resumed_from", "entered_at", "reported_at")
     }
     tracker.log_metrics(trial_id, metrics, step=int(result.get("epoch", 0)))
 
@@ -374,6 +438,10 @@ def run_sweep(
         config.artifact_root,
         queue_dir=tracking_queue_path(config),
     )
+    try:
+        grow_gpu_memory()  # the seed costs below build the seed network with TensorFlow
+    except RuntimeError:  # TensorFlow already runs in this process: it keeps its settings
+        pass
     costs = seed_costs(config)
     tracker.log_sweep(config, costs)
     done = tracker.finished_trials()
@@ -395,9 +463,20 @@ def run_sweep(
             f"({len(done & {s.trial_id for s in specs})} already finished), seed cost {seed_text}",
             flush=True,
         )
-    ran = 0
+    ran: int = 0
+    times: dict[str, tuple[float, float, float]] = {}
+    started = time.monotonic()
     if todo or (search is not None and not search.finished()):
-        ran = _tune(config, todo, tracker, address, verbose, search)
+        ran, times = _tune(config, todo, tracker, address, verbose, search)
+    timing = _timing(time.monotonic() - started, times)
+    if times:
+        tracker.log_parent_metrics({f"time/{k}": v for k, v in timing.items()})
+        print(
+            f"{len(times)} trials finished in {timing['sweep_seconds']:.0f} s; their training "
+            f"took {timing['train_seconds']:.0f} s in all ({timing['parallelism']:.2f}x the "
+            f"wall time), {timing['overhead_seconds_per_trial']:.1f} s per trial outside training",
+            flush=True,
+        )
     from .results import publish_pareto
 
     tracker.drain()  # the front is read back from MLflow: every result must be there
@@ -420,7 +499,31 @@ def run_sweep(
         "ran": ran,
         "stopped": stopped,
         "epochs_saved": epochs_saved,
+        "timing": timing,
         **summary,
+    }
+
+
+def _timing(wall: float, times: dict[str, tuple[float, float, float]]) -> dict[str, float]:
+    """The sweep's wall time against its trials' training time (trials finished in this run).
+
+    ``trials_span_seconds`` runs from the first trial's start to the last one's last report: the
+    sweep's time without starting Ray and publishing the front.
+    """
+    train = sum(t for _, _, t in times.values())
+    overhead = [end - start - t for start, end, t in times.values()]
+    span = (
+        max(e for _, e, _ in times.values()) - min(s for s, _, _ in times.values())
+        if times
+        else 0.0
+    )
+    return {
+        "sweep_seconds": wall,
+        "trials_span_seconds": span,
+        "train_seconds": train,
+        "trials_finished": float(len(times)),
+        "parallelism": train / wall if wall > 0 else 0.0,
+        "overhead_seconds_per_trial": sum(overhead) / len(overhead) if overhead else 0.0,
     }
 
 
@@ -465,8 +568,9 @@ def _tune(
     address: str | None,
     verbose: int,
     search: Any = None,
-) -> int:
-    """Run the trials on Tune; returns how many ran."""
+) -> tuple[int, dict[str, tuple[float, float, float]]]:
+    """Run the trials on Tune; returns how many ran and, per trial that finished in this run,
+    (its start, its last report (``time.monotonic()``), seconds it spent training)."""
     # a checkpoint every epoch is by design; Tune's warning about it is noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     import ray
@@ -509,6 +613,9 @@ def _tune(
         )
         scheduler = EarlyStopScheduler(rule, specs.get)
     resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
+    # a finished trial's worker runs the next trial: no new process, no TensorFlow import per
+    # trial (MORPHSWEEP_REUSE_WORKERS=0 starts a fresh worker for every trial)
+    reuse = os.environ.get("MORPHSWEEP_REUSE_WORKERS", "1") != "0"
     if search is not None:
         space: dict[str, Any] = {}
         searcher = AdaptiveSearcher(search, search_state_path(config), entry)
@@ -517,15 +624,18 @@ def _tune(
             num_samples=-1,
             scheduler=scheduler,
             max_concurrent_trials=config.max_concurrent,
-            reuse_actors=False,
+            reuse_actors=reuse,
         )
         param_space = None
     else:
         space = {s.trial_id: entry(s) for s in todo}
         tune_config = tune.TuneConfig(
-            scheduler=scheduler, max_concurrent_trials=config.max_concurrent, reuse_actors=False
+            scheduler=scheduler,
+            max_concurrent_trials=config.max_concurrent,
+            reuse_actors=reuse,
         )
         param_space = {"trial_id": tune.grid_search(list(space))}
+    callback = _tracking_callback(tracker, specs, scheduler)
     function = tune.with_parameters(trainable, specs=space, cpus=config.cpus_per_trial)
     tuner = tune.Tuner(
         tune.with_resources(function, resources),
@@ -536,7 +646,7 @@ def _tune(
             storage_path=config.resolved_storage_path,
             failure_config=tune.FailureConfig(max_failures=config.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[_tracking_callback(tracker, specs, scheduler)],
+            callbacks=[callback],
             verbose=verbose,
         ),
     )
@@ -545,7 +655,7 @@ def _tune(
     finally:
         if previous is not None and Path(previous).is_dir():
             os.chdir(previous)
-    return len(grid)
+    return len(grid), callback.times
 
 
 __all__ = ["build_trials", "run_sweep", "trainable"]

@@ -29,8 +29,11 @@ class TrialConfig:
     and straight-through sampling, and by default regularize the gate probabilities, whose
     gradient is smooth (the sampled mask's gradient is almost always 0 at low temperature).
     ``jit_compile`` is off by default: XLA compilation costs more than it saves for the short
-    trials of a sweep on CPUs. ``baseline_width`` skips structure learning and trains
-    the seed network scaled uniformly (the baseline every Pareto plot compares against).
+    trials of a sweep on CPUs. ``mixed_precision`` computes in float16 with float32 weights
+    (Keras' ``mixed_float16`` policy, with loss scaling), which pays off on GPUs only; the
+    MorphNet regularizer term and costs are always computed in float32. ``baseline_width``
+    skips structure learning and trains the seed network scaled uniformly (the baseline every
+    Pareto plot compares against).
     """
 
     model: str = "zoo:resnet"
@@ -57,6 +60,7 @@ class TrialConfig:
     regularize_on_mask: bool = False
     baseline_width: float | None = None
     jit_compile: bool = False
+    mixed_precision: bool = False
     output_dir: str = "morphsweep_runs/trial"
     verbose: int = 1
     extra: dict[str, Any] = field(default_factory=dict)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ class TrialResult:
     strength: float
     retrained_val_accuracy: float
     learned_val_accuracy: float | None
+    train_seconds: float = 0.0
+    trial_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -110,10 +113,16 @@ def _learner_class() -> type:
             x, y = data
             with tf.GradientTape() as tape:
                 y_pred = self.network(x, training=True)
-                task = self.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
-                reg = self.strength * self.regularizer.get_regularization_term()
+                # float32 even under mixed precision: the loss casts the logits, and the term is
+                # computed from the float32 variables
+                task = tf.cast(self.compute_loss(x=x, y=y, y_pred=y_pred, training=True), "float32")
+                reg = self.strength * tf.cast(self.regularizer.get_regularization_term(), "float32")
                 loss = task + reg
-            grads = tape.gradient(loss, self.trainable_variables)
+                # as Keras' own step: a LossScaleOptimizer (compile wraps the optimizer in one
+                # under mixed_float16) scales the loss here and unscales the gradients in apply;
+                # a plain optimizer leaves it as it is
+                scaled = self.optimizer.scale_loss(loss)
+            grads = tape.gradient(scaled, self.trainable_variables)
             self.optimizer.apply(grads, self.trainable_variables)
             self.task_tracker.update_state(task)
             self.reg_tracker.update_state(reg)
@@ -178,8 +187,11 @@ def _epoch_callback(trial: _Trial, phase: str) -> Any:
 
         def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             trial.epoch = epoch
+            self.started = time.perf_counter()
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            # the epoch's training steps and its validation; what end_epoch does is overhead
+            trial.train_seconds += time.perf_counter() - self.started
             if trial.failure:
                 return
             trial.end_epoch(phase, epoch, dict(logs or {}))
@@ -197,6 +209,11 @@ class _Trial:
         self.history: list[dict[str, Any]] = list((self.state or {}).get("history", []))
         self.warnings: list[str] = list((self.state or {}).get("warnings", []))
         self.step = int((self.state or {}).get("step", 0))
+        # seconds in training steps, validation and evaluation (the rest of a trial is setup,
+        # checkpoints and exports), and the trial's whole time, over every run of it
+        self.train_seconds = float((self.state or {}).get("train_seconds", 0.0))
+        self.earlier_seconds = float((self.state or {}).get("trial_seconds", 0.0))
+        self.started = time.perf_counter()
         self.epoch = 0
         self.failure: str | None = None
         self.network: Any = None
@@ -207,6 +224,18 @@ class _Trial:
 
     # ----- phases --------------------------------------------------------------------------
     def run(self) -> TrialResult:
+        keras = _keras()
+        previous = keras.config.dtype_policy()
+        if self.config.mixed_precision:
+            # every model of the trial (seed, gated, rebuilt) is built under this policy
+            keras.config.set_dtype_policy("mixed_float16")
+        try:
+            return self._run()
+        finally:
+            # a process that runs several trials is not left in mixed precision
+            keras.config.set_dtype_policy(previous)
+
+    def _run(self) -> TrialResult:
         config = self.config
         check_model_spec(config.model)
         check_dataset_spec(config.dataset)
@@ -310,7 +339,7 @@ class _Trial:
             )
         if self.failure:
             raise TrialFailed(self.failure)
-        accuracy = float(learner.evaluate(self.val_ds, verbose=0, return_dict=True)["accuracy"])
+        accuracy = self._evaluate(learner)
         self.export_structure(final=True)
         return accuracy
 
@@ -416,11 +445,23 @@ class _Trial:
             "strength": self.strength,
             "learned_val_accuracy": getattr(self, "learned_accuracy", None),
             "initial_term": getattr(self, "initial_term", None),
+            "train_seconds": self.train_seconds,
+            "trial_seconds": self.trial_seconds,
         }
         model = self.network if phase == LEARN else self.retrain_model
         optimizer = self.optimizer if phase == LEARN else self.retrain_optimizer
         checkpoint = self.ckpt.save(model, optimizer, state)
         self.reporter.report(metrics, checkpoint)
+
+    @property
+    def trial_seconds(self) -> float:
+        return self.earlier_seconds + time.perf_counter() - self.started
+
+    def _evaluate(self, model: Any) -> float:
+        started = time.perf_counter()
+        accuracy = float(model.evaluate(self.val_ds, verbose=0, return_dict=True)["accuracy"])
+        self.train_seconds += time.perf_counter() - started
+        return accuracy
 
     def _predicted_now(self) -> dict[str, float]:
         """The cost of the structure if learning stopped now, and whether it can be rebuilt."""
@@ -494,7 +535,7 @@ class _Trial:
             )
         if self.failure:
             raise TrialFailed(self.failure)
-        return float(model.evaluate(self.val_ds, verbose=0, return_dict=True)["accuracy"])
+        return self._evaluate(model)
 
     def finish(self, model: Any, accuracy: float, learned_accuracy: float | None) -> TrialResult:
         from .morphnet.tfkeras import model_cost
@@ -515,6 +556,8 @@ class _Trial:
             strength=self.strength,
             retrained_val_accuracy=accuracy,
             learned_val_accuracy=learned_accuracy,
+            train_seconds=self.train_seconds,
+            trial_seconds=self.trial_seconds,
             warnings=self.warnings,
             history=self.history,
         )

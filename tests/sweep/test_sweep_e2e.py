@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from sweep.cli import main
 from sweep.pareto import pareto_front
 from sweep.results import results_table
-from sweep.tracking import PARENT_ID, TAG_PARETO, TAG_REASON, TAG_ROLE
+from sweep.tracking import PARENT_ID, TAG_PARETO, TAG_REASON, TAG_ROLE, TAG_WORKER
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -110,6 +110,13 @@ def test_parent_children_metrics_artifacts(finished_sweep):
         assert metrics["cost/flops"] == metrics["rebuilt_cost"]
         assert metrics["accuracy"] == metrics["retrained_val_accuracy"]
         assert metrics["cost_fraction/flops"] == metrics["cost_fraction"]
+        # where the trial's time went: training inside the trial's own time, inside what the
+        # driver saw from its start to its last report
+        train, trial = metrics["train_seconds"], metrics["trial_seconds"]
+        assert 0 < train < trial < metrics["time/wall_seconds"]
+        assert metrics["time/overhead_seconds"] == pytest.approx(
+            metrics["time/wall_seconds"] - train
+        )
         if child.data.params["algorithm"] != "baseline":
             history = client.get_metric_history(child.info.run_id, "learn/cost")
             # one cost value per structure-learning epoch, no step twice
@@ -117,10 +124,32 @@ def test_parent_children_metrics_artifacts(finished_sweep):
             assert float(child.data.params["strength"]) > 0
 
 
-def test_trials_ran_in_parallel(finished_sweep):
+def test_trials_ran_in_parallel(finished_sweep, tmp_path):
     uri, _ = finished_sweep
-    _, _, children = runs(uri, "e2e")
+    _, parent, children = runs(uri, "e2e")
+    timing = parent[0].data.metrics
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    assert timing["time/trials_finished"] == len(finished)
+    assert timing["time/train_seconds"] == pytest.approx(
+        sum(c.data.metrics["train_seconds"] for c in finished)
+    )
+    assert timing["time/parallelism"] == pytest.approx(
+        timing["time/train_seconds"] / timing["time/sweep_seconds"]
+    )
     spans = sorted((c.info.start_time, c.info.end_time) for c in children)
+    # a finished trial's worker ran a later trial (no new process, no TensorFlow import),
+    # and Keras started afresh in it: every structure names the seed network's layers
+    workers = [c.data.tags[TAG_WORKER] for c in children if c.info.status == "FINISHED"]
+    assert len(set(workers)) < len(workers)
+    client = MlflowClient(uri)
+    names = set()
+    for c in children:
+        if c.info.status == "FINISHED":
+            path = client.download_artifacts(
+                c.info.run_id, "structure.json", str(tmp_path / c.info.run_id)
+            )
+            names.add(tuple(sorted(json.loads(Path(path).read_text())["layers"])))
+    assert len(names) == 1
     # some trial started before an earlier one ended
     assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))
 

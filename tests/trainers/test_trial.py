@@ -71,6 +71,10 @@ def test_trial_reports_and_writes_everything(tmp_path, algorithm, target):
     assert metrics["summary"]["rebuilt_cost"] == pytest.approx(result.rebuilt_cost)
     assert (tmp_path / "trial" / "learned_structure").is_dir()
     assert len(list((tmp_path / "trial" / "structures").glob("structure_*.json"))) >= 2
+    # where the trial's time went: training (steps, validation) inside the trial's whole time
+    assert 0 < result.train_seconds < result.trial_seconds
+    assert metrics["summary"]["train_seconds"] == result.train_seconds
+    assert reporter.metrics[-1]["trial_seconds"] == result.trial_seconds
 
 
 def _target(cost_name):
@@ -97,10 +101,14 @@ def test_resume_continues_where_it_stopped(tmp_path):
     cfg = config(tmp_path, epochs=3, multiplier=10.0)
     with pytest.raises(KeyboardInterrupt):
         run_trial(cfg, CrashAfter(2))
+    crashed = json.loads((tmp_path / "trial" / "checkpoint" / "state.json").read_text())
     reporter = RecordingReporter()
     result = run_trial(cfg, reporter)
     # the second run starts at epoch 3: no epoch is trained twice
     assert [m["epoch"] for m in reporter.metrics if m["phase"] == "learn"] == [3]
+    # the times of the run that crashed are counted in, not lost
+    assert result.train_seconds > crashed["train_seconds"] > 0
+    assert result.trial_seconds > crashed["trial_seconds"] > crashed["train_seconds"]
     assert [m["epoch"] for m in result.history if m["phase"] == "learn"] == [1, 2, 3]
 
 

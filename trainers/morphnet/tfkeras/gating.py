@@ -114,11 +114,22 @@ class LogisticSigmoidGating(keras.layers.Layer):
         initializer = (
             keras.initializers.Constant(float(init)) if isinstance(init, int | float) else init
         )
+        # autocast=False: under mixed precision the gate is sampled in float32 (so are the mask
+        # the regularizer reads and its gradient) and cast to the activations' dtype only when
+        # multiplied in
         self.mask_logits = self.add_weight(
-            name="mask_logits", shape=(channels,), initializer=initializer, trainable=True
+            name="mask_logits",
+            shape=(channels,),
+            initializer=initializer,
+            trainable=True,
+            autocast=False,
         )
         self.mask_sample = self.add_weight(
-            name="mask_sample", shape=(channels,), initializer="ones", trainable=False
+            name="mask_sample",
+            shape=(channels,),
+            initializer="ones",
+            trainable=False,
+            autocast=False,
         )
 
     def current_temperature(self) -> Any:

@@ -1,0 +1,488 @@
+"""``make bench``: what MorphNet costs against what a user would run otherwise, side by side.
+
+Every figure is a ratio of two things measured in the same process, interleaved round by round
+so both see the same machine load (absolute times on a shared machine are noise); each ratio is
+the median over rounds, with the lowest and highest round beside it.
+
+- **train step**: a structure-learning step (task loss + strength x MorphNet term, its gradient
+  and the optimizer update) over a plain Keras step of the same network, batch and optimizer,
+  for each algorithm. FiGS is compared with the plain network without gates: the gates are
+  part of what it costs.
+- **term / forward**: one evaluation of the regularizer term (and the term with its gradient)
+  over one forward pass at the same batch, both compiled.
+- **sweep**: the same 8 small trials on a local Ray with 1 and with 2 trials at once (1 CPU
+  each): parallel efficiency ``T1 / (2 T2)``, T from the first trial's start to the last one's
+  last report; and the time a trial spends outside training (the driver's view of the trial
+  minus the time it spent in training steps and validation), of which the rest after the
+  trial's own setup and exports is Ray's and tracking's.
+- **demo**: ``make demo``'s sweep, its wall time against the sum of its trials' training times.
+
+The table is printed and written to ``<out>/bench.csv``.
+
+    .venv/bin/python tests/benchmarks/bench.py [--sections steps,sweep,demo] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+ALGORITHMS = ("gamma", "group_lasso", "logistic_sigmoid")
+GOALS = {"gamma": 1.05, "logistic_sigmoid": 1.05, "group_lasso": 1.10}
+# name -> (model spec, input side, width of the zoo models)
+MODELS: dict[str, tuple[str, int]] = {
+    "zoo ResNet@32": ("zoo:resnet", 32),
+    "MobileNetV2@96": ("keras.applications.MobileNetV2", 96),
+    "ResNet50@64": ("keras.applications.ResNet50", 64),
+}
+SECTIONS = ("steps", "sweep", "demo")
+EFFICIENCY_GOAL = 0.85
+OVERHEAD_GOAL_S = 3.0
+
+
+@dataclass
+class Row:
+    section: str
+    case: str
+    measure: str
+    median: float
+    low: float
+    high: float
+    rounds: int
+    goal: str = ""
+    met: str = ""
+    unit: str = "x"
+
+    def cells(self) -> list[str]:
+        def f(v: float) -> str:
+            return f"{v:.3f}" if self.unit == "x" else f"{v:.1f}"
+
+        spread = f"{f(self.low)}-{f(self.high)}" if self.rounds > 1 else "(1 run)"
+        return [
+            self.section,
+            self.case,
+            self.measure,
+            f(self.median) + ("x" if self.unit == "x" else f" {self.unit}"),
+            spread,
+            self.goal,
+            self.met,
+        ]
+
+
+def _row(section: str, case: str, measure: str, values: list[float], **kw: Any) -> Row:
+    v = np.asarray(values, dtype=float)
+    return Row(
+        section, case, measure, float(np.median(v)), float(v.min()), float(v.max()), v.size, **kw
+    )
+
+
+def _goal(row: Row, limit: float, below: bool = True) -> Row:
+    row.goal = f"<= {limit:g}" if below else f">= {limit:g}"
+    ok = row.median <= limit if below else row.median >= limit
+    row.met = "yes" if ok else "NO"
+    return row
+
+
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ----- train step and term -------------------------------------------------------------------
+def _data(side: int, batch: int, steps: int) -> Any:
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch * steps, side, side, 3)).astype(np.float32)
+    y = rng.integers(0, 10, batch * steps).astype(np.int32)
+    # in memory already: batching and prefetching cost the same to every variant
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).prefetch(2)
+
+
+def _compile(model: Any) -> None:
+    from trainers.morphnet.tfkeras.compat import keras
+
+    model.compile(
+        jit_compile=False,  # as trials compile
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+
+
+def _networks(spec: str, side: int) -> dict[str, tuple[Any, Any]]:
+    """name -> (trained model, regularizer or None): plain Keras and one learner per algorithm."""
+    from trainers.config import TrialConfig
+    from trainers.models import build_model
+    from trainers.morphnet.tfkeras import add_gating
+    from trainers.trial import _learner_class, make_regularizer
+
+    shape = (side, side, 3)
+    nets: dict[str, tuple[Any, Any]] = {"plain": (build_model(spec, shape, 10, 32, 0), None)}
+    for algorithm in ALGORITHMS:
+        network = build_model(spec, shape, 10, 32, 0)
+        if algorithm == "logistic_sigmoid":
+            network = add_gating(network, seed=0, temperature=0.5, straight_through=True)
+        config = TrialConfig(model=spec, algorithm=algorithm)
+        reg = make_regularizer(network, config)
+        nets[algorithm] = (_learner_class()(network, reg, 1.0 / reg.seed_cost), reg)
+    for model, _ in nets.values():
+        _compile(model)
+    return nets
+
+
+def _interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def bench_steps(
+    rounds: int, batch: int, round_seconds: float, models: list[str] | None = None
+) -> list[Row]:
+    import tensorflow as tf
+
+    from trainers.morphnet.tfkeras.compat import keras
+
+    rows: list[Row] = []
+    for name in models or list(MODELS):
+        spec, side = MODELS[name]
+        _log(f"train step: building {name} (plain + {len(ALGORITHMS)} algorithms)")
+        nets = _networks(spec, side)
+        warm = _data(side, batch, 1)
+        for model, _ in nets.values():
+            model.fit(warm, epochs=1, verbose=0)  # trace and warm up
+        # enough steps that one round of the slowest variant takes about round_seconds
+        start = time.perf_counter()
+        nets["group_lasso"][0].fit(warm, epochs=1, verbose=0)
+        per_step = time.perf_counter() - start
+        steps = int(np.clip(np.ceil(round_seconds / max(per_step, 1e-3)), 1, 60))
+        data = _data(side, batch, steps)
+        _log(f"train step: {name}, {rounds} rounds x {steps} steps of batch {batch}")
+        times = _interleaved(
+            {k: (lambda m=m, d=data: m.fit(d, epochs=1, verbose=0)) for k, (m, _) in nets.items()},
+            rounds,
+        )
+        for algorithm in ALGORITHMS:
+            ratios = [a / p for a, p in zip(times[algorithm], times["plain"], strict=True)]
+            row = _row("train step", name, f"{algorithm} / plain Keras", ratios)
+            rows.append(_goal(row, GOALS[algorithm]))
+        ms = [t / steps * 1e3 for t in times["plain"]]
+        rows.append(_row("train step", name, "plain Keras step", ms, unit="ms"))
+
+        # the term alone and with its gradient, over one forward pass at the same batch
+        x = tf.constant(np.random.default_rng(1).normal(size=(batch, side, side, 3)), tf.float32)
+        plain = nets["plain"][0]
+        fns: dict[str, Callable[[], Any]] = {
+            "forward": _compiled(lambda p=plain, x=x: p(x, training=False))
+        }
+        for algorithm in ALGORITHMS:
+            learner, reg = nets[algorithm]
+            fns[algorithm] = _compiled(reg.get_regularization_term)
+            fns[f"{algorithm} grad"] = _compiled(_with_gradient(reg, learner.trainable_variables))
+        for fn in fns.values():
+            fn()
+        times = _interleaved(fns, max(rounds * 4, 10))
+        for algorithm in ALGORITHMS:
+            for key, what in ((algorithm, "term"), (f"{algorithm} grad", "term + gradient")):
+                ratios = [t / f for t, f in zip(times[key], times["forward"], strict=True)]
+                rows.append(_row("term / forward", name, f"{algorithm} {what}", ratios))
+        ms = [t * 1e3 for t in times["forward"]]
+        rows.append(_row("term / forward", name, f"forward b={batch}", ms, unit="ms"))
+        del nets, fns
+        keras.backend.clear_session()
+    return rows
+
+
+def _compiled(fn: Callable[[], Any]) -> Callable[[], Any]:
+    import tensorflow as tf
+
+    compiled = tf.function(fn)
+
+    def call() -> Any:
+        out = compiled()
+        return [np.asarray(o) for o in tf.nest.flatten(out)]  # waits for the result
+
+    call.keep = fn  # type: ignore[attr-defined]  # tf.function holds bound methods weakly
+    return call
+
+
+def _with_gradient(reg: Any, variables: list[Any]) -> Callable[[], Any]:
+    import tensorflow as tf
+
+    def term_and_gradient() -> Any:
+        with tf.GradientTape() as tape:
+            term = reg.get_regularization_term()
+        grads = [g for g in tape.gradient(term, variables) if g is not None]
+        return [term] + [tf.reduce_sum(g[..., :1]) for g in grads]
+
+    return term_and_gradient
+
+
+# ----- sweeps --------------------------------------------------------------------------------
+SWEEP_TRIAL = {
+    "model": "zoo:resnet",
+    "model_width": 8,
+    "dataset": "digits",
+    "epochs": 2,
+    "retrain_epochs": 1,
+    "batch_size": 64,
+    "export_every_steps": 50,
+}
+
+
+def _run_sweep(config: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    """Run one sweep on a fresh local Ray; (its summary, each finished trial's time metrics)."""
+    import ray
+    from mlflow.tracking import MlflowClient
+
+    from sweep.config import load_sweep_config
+    from sweep.tracking import TAG_ROLE
+    from sweep.tune_runner import run_sweep
+
+    sweep = load_sweep_config(config)
+    summary = run_sweep(sweep, verbose=0)
+    ray.shutdown()
+    client = MlflowClient(sweep.resolved_tracking_uri)
+    runs = client.search_runs(
+        [summary["experiment_id"]], filter_string=f"tags.`{TAG_ROLE}` = 'trial'", max_results=500
+    )
+    trials = [
+        {k: float(v) for k, v in r.data.metrics.items()}
+        for r in runs
+        if r.info.status == "FINISHED" and "time/wall_seconds" in r.data.metrics
+    ]
+    return summary, trials
+
+
+def bench_sweep(out: Path) -> list[Row]:
+    rows: list[Row] = []
+    spans: dict[int, float] = {}
+    for concurrent in (1, 2):
+        _log(f"sweep: 8 trials, {concurrent} at a time")
+        work = out / f"sweep{concurrent}"
+        shutil.rmtree(work, ignore_errors=True)
+        summary, trials = _run_sweep(
+            {
+                "name": f"bench-sweep-{concurrent}",
+                "trial": SWEEP_TRIAL,
+                "algorithms": ["gamma", "group_lasso"],
+                "targets": ["flops"],
+                "strengths": {"decades_below": 1, "decades_above": 0.5, "points_per_decade": 2},
+                "baseline": {"widths": []},
+                "resources": {"cpus": 1},
+                "max_concurrent": concurrent,
+                "retries": 0,
+                "early_stop": "off",
+                "workdir": str(work),
+            }
+        )
+        if len(trials) != 8:
+            raise SystemExit(f"the bench sweep finished {len(trials)} trials of 8; see {work}")
+        spans[concurrent] = summary["timing"]["trials_span_seconds"]
+        overhead = [t["time/wall_seconds"] - t["train_seconds"] for t in trials]
+        row = _row(
+            "sweep",
+            f"8 trials, {concurrent} at a time",
+            "outside training per trial",
+            overhead,
+            unit="s",
+        )
+        rows.append(_goal(row, OVERHEAD_GOAL_S))
+        outside = [t["trial_seconds"] - t["train_seconds"] for t in trials]
+        rows.append(
+            _row(
+                "sweep",
+                f"8 trials, {concurrent} at a time",
+                "  of which inside the trial (setup, exports)",
+                outside,
+                unit="s",
+            )
+        )
+        train = [t["train_seconds"] for t in trials]
+        rows.append(
+            _row(
+                "sweep", f"8 trials, {concurrent} at a time", "training per trial", train, unit="s"
+            )
+        )
+        rows.append(
+            _row(
+                "sweep",
+                f"8 trials, {concurrent} at a time",
+                "first start to last report",
+                [spans[concurrent]],
+                unit="s",
+            )
+        )
+    efficiency = spans[1] / (2 * spans[2])
+    rows.append(
+        _goal(
+            _row("sweep", "8 trials", "parallel efficiency T1 / (2 T2)", [efficiency]),
+            EFFICIENCY_GOAL,
+            below=False,
+        )
+    )
+    return rows
+
+
+def bench_demo(out: Path) -> list[Row]:
+    import yaml
+
+    _log("demo: make demo's sweep (sweep/examples/sweep_digits.yaml)")
+    config = yaml.safe_load((ROOT / "sweep/examples/sweep_digits.yaml").read_text())
+    work = out / "demo"
+    shutil.rmtree(work, ignore_errors=True)
+    config.update({"name": "bench-demo", "workdir": str(work)})
+    summary, trials = _run_sweep(config)
+    timing = summary["timing"]
+    case = f"demo, {len(trials)} trials, {config['max_concurrent']} at a time"
+    train = sum(t["train_seconds"] for t in trials)
+    return [
+        _row("demo", case, "wall time (driver)", [timing["sweep_seconds"]], unit="s"),
+        _row("demo", case, "sum of trials' training", [train], unit="s"),
+        _row("demo", case, "training / wall", [train / timing["sweep_seconds"]]),
+        _row(
+            "demo",
+            case,
+            "outside training per trial",
+            [t["time/wall_seconds"] - t["train_seconds"] for t in trials],
+            unit="s",
+        ),
+    ]
+
+
+# ----- table ---------------------------------------------------------------------------------
+HEADER = ["section", "case", "measure", "median", "spread (min-max)", "goal", "met"]
+
+
+def print_table(rows: list[Row]) -> None:
+    table = [HEADER] + [r.cells() for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
+    for k, line in enumerate(table):
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def write_csv(rows: list[Row], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(
+            ["section", "case", "measure", "unit", "median", "min", "max", "rounds", "goal", "met"]
+        )
+        for r in rows:
+            w.writerow(
+                [
+                    r.section,
+                    r.case,
+                    r.measure,
+                    r.unit,
+                    f"{r.median:.6g}",
+                    f"{r.low:.6g}",
+                    f"{r.high:.6g}",
+                    r.rounds,
+                    r.goal,
+                    r.met,
+                ]
+            )
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="rounds per train-step ratio (default 5)"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=32, help="batch of the train-step and term figures"
+    )
+    parser.add_argument(
+        "--round-seconds",
+        type=float,
+        default=1.5,
+        help="about how long one round of one variant runs",
+    )
+    parser.add_argument(
+        "--models",
+        default=",".join(MODELS),
+        help=f"comma-separated subset of the train-step models ({','.join(MODELS)})",
+    )
+    parser.add_argument(
+        "--out", default="morphsweep_runs/bench", help="where bench.csv and the sweeps go"
+    )
+    args = parser.parse_args(argv)
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models or set(models) - set(MODELS):
+        parser.error(f"--models {args.models!r}: choose from {list(MODELS)}")
+    if args.rounds < 2:
+        parser.error(f"--rounds must be >= 2 (a median and a spread), but got {args.rounds}")
+    if args.batch < 1 or args.round_seconds <= 0:
+        parser.error("--batch must be >= 1 and --round-seconds > 0")
+    out = Path(args.out).resolve()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=out).close()
+    except OSError as exc:
+        parser.error(f"--out {out} is not a writable directory ({exc.strerror}); choose another")
+
+    import tensorflow as tf
+
+    tf.config.threading.set_inter_op_parallelism_threads(2)
+    print(
+        f"morphsweep bench: TensorFlow {tf.__version__}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, GPU: {bool(tf.config.list_physical_devices('GPU'))}",
+        flush=True,
+    )
+    started = time.monotonic()
+    rows: list[Row] = []
+    if "steps" in sections:
+        rows += bench_steps(args.rounds, args.batch, args.round_seconds, models)
+        write_csv(rows, out / "bench.csv")  # nothing measured is lost if a later part fails
+    if "sweep" in sections:
+        rows += bench_sweep(out)
+        write_csv(rows, out / "bench.csv")
+    if "demo" in sections:
+        rows += bench_demo(out)
+    write_csv(rows, out / "bench.csv")
+    print()
+    print_table(rows)
+    print(
+        f"\nwritten to {out / 'bench.csv'}; the bench took {(time.monotonic() - started) / 60:.1f} min"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
