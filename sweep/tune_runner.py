@@ -128,6 +128,9 @@ def check_storage(config: SweepConfig) -> None:
 
 
 # ----- inside a trial (a Ray worker) -------------------------------------------------------------
+_TRIALS_IN_PROCESS = 0  # trials this worker process has begun
+
+
 def grow_gpu_memory() -> None:
     """Let TensorFlow take GPU memory as it needs it, not all of it at once.
 
@@ -157,9 +160,12 @@ def _setup_tensorflow(cpus: float) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
     except RuntimeError:  # a reused worker: TensorFlow already runs with these settings
         pass
-    from trainers.morphnet.tfkeras.compat import keras
+    global _TRIALS_IN_PROCESS
+    if _TRIALS_IN_PROCESS:  # a fresh worker is left exactly as it starts
+        from trainers.morphnet.tfkeras.compat import keras
 
-    keras.backend.clear_session()
+        keras.backend.clear_session()
+    _TRIALS_IN_PROCESS += 1
 
 
 class TuneReporter:
@@ -613,12 +619,15 @@ def _tune(
         )
         scheduler = EarlyStopScheduler(rule, specs.get)
     resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
-    # a finished trial's worker runs the next trial: no new process, no TensorFlow import per
-    # trial (MORPHSWEEP_REUSE_WORKERS=0 starts a fresh worker for every trial)
-    reuse = os.environ.get("MORPHSWEEP_REUSE_WORKERS", "1") != "0"
+    # MORPHSWEEP_REUSE_WORKERS=1: a finished trial's worker runs the next trial (no new process,
+    # no TensorFlow import per trial); off by default, as a trial's results in a reused worker
+    # have not been shown to equal those in a fresh one
+    reuse = os.environ.get("MORPHSWEEP_REUSE_WORKERS", "0") == "1"
     if search is not None:
         space: dict[str, Any] = {}
         searcher = AdaptiveSearcher(search, search_state_path(config), entry)
+        if scheduler is not None:
+            searcher.stop_results = scheduler.stop_results
         tune_config = tune.TuneConfig(
             search_alg=searcher,
             num_samples=-1,

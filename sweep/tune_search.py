@@ -51,6 +51,10 @@ class AdaptiveSearcher(Searcher):
         self.tune_ids: dict[str, str] = {}
         # suggested before the driver stopped, with no result: run those first, as they were
         self.replay = list(search.pending())
+        # sweep trial id -> the result an early stop was decided at (EarlyStopScheduler's): a
+        # stopped trial may report once more before the stop reaches it, and what the search
+        # records must not depend on that timing
+        self.stop_results: dict[str, dict[str, Any]] = {}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:  # or Searcher.FINISHED
         if self.replay:
@@ -77,6 +81,7 @@ class AdaptiveSearcher(Searcher):
         sweep_id = self.tune_ids.get(trial_id) or (result or {}).get("config", {}).get("trial_id")
         if sweep_id is None:
             return
+        result = self.stop_results.get(sweep_id, result)
         cost, accuracy = (None, None) if error else cost_and_accuracy(result)
         self.search.record(sweep_id, cost, accuracy)
         self.search.save(self.state_path)
@@ -105,6 +110,7 @@ class EarlyStopScheduler(FIFOScheduler):
         self.rule = rule
         self.specs = specs
         self.stopped: dict[str, Stop] = {}
+        self.stop_results: dict[str, dict[str, Any]] = {}  # the result each stop was decided at
         self.defaults = TrialConfig()  # epochs a trial config leaves out
 
     def _spec(self, trial: Any) -> TrialSpec | None:
@@ -125,5 +131,6 @@ class EarlyStopScheduler(FIFOScheduler):
         if stop is None:
             return TrialScheduler.CONTINUE
         self.stopped[spec.trial_id] = stop
+        self.stop_results[spec.trial_id] = dict(result)
         print(f"early stop: {spec.trial_id} {stop.reason}", flush=True)
         return TrialScheduler.STOP

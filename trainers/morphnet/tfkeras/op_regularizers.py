@@ -10,6 +10,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from ..errors import ConfigurationError
 from .compat import tf
 
@@ -68,9 +70,11 @@ class GroupLassoRegularizer(OpRegularizer):
             )
         axes = list(reduce_dims)
         count = math.prod(int(w.shape[a]) for a in axes)
-        norm = tf.math.reduce_euclidean_norm(w, axis=axes) * (1.0 / math.sqrt(max(count, 1)))
+        # divided by sqrt(n) rounded to float32 as TensorFlow rounds its own square roots: a
+        # kernel of equal weights gives exactly that weight
+        norm = tf.math.reduce_euclidean_norm(w, axis=axes) / np.sqrt(np.float32(max(count, 1)))
         if l1_fraction:
-            l1 = tf.reduce_sum(tf.abs(w), axis=axes) * (1.0 / max(count, 1))
+            l1 = tf.reduce_sum(tf.abs(w), axis=axes) / np.float32(max(count, 1))
             norm = l1_fraction * l1 + (1.0 - l1_fraction) * norm
         self._regularization_vector = norm
         self._alive_vector = norm > threshold
