@@ -19,7 +19,7 @@ the median over rounds, with the lowest and highest round beside it.
 
 The table is printed and written to ``<out>/bench.csv``.
 
-    .venv/bin/python tests/benchmarks/bench.py [--sections steps,sweep,demo] [--rounds 5]
+    .venv/bin/python tests/benchmarks/bench.py [--sections steps,sweep,demo] [--rounds 11]
 """
 
 from __future__ import annotations
@@ -149,11 +149,15 @@ def _networks(spec: str, side: int) -> dict[str, tuple[Any, Any]]:
 
 
 def _interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    """Each function once per round; the order rotates between rounds, so that no variant is
+    always the one that runs first (after a different one) in a round."""
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
+    names = list(fns)
+    for r in range(rounds):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
             start = time.perf_counter()
-            fn()
+            fns[name]()
             times[name].append(time.perf_counter() - start)
     return times
 
@@ -171,8 +175,10 @@ def bench_steps(
         _log(f"train step: building {name} (plain + {len(ALGORITHMS)} algorithms)")
         nets = _networks(spec, side)
         warm = _data(side, batch, 1)
-        for model, _ in nets.values():
+        for variant, (model, _) in nets.items():
+            start = time.perf_counter()
             model.fit(warm, epochs=1, verbose=0)  # trace and warm up
+            _log(f"train step: {name} {variant} traced in {time.perf_counter() - start:.1f} s")
         # enough steps that one round of the slowest variant takes about round_seconds
         start = time.perf_counter()
         nets["group_lasso"][0].fit(warm, epochs=1, verbose=0)
@@ -420,8 +426,11 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(SECTIONS),
         help=f"comma-separated subset of {','.join(SECTIONS)}",
     )
+    # many short rounds rather than a few long ones: on a shared machine a step's time jumps
+    # between levels up to 2x apart for seconds at a time, and the median of many paired
+    # rounds is what such a jump moves least
     parser.add_argument(
-        "--rounds", type=int, default=5, help="rounds per train-step ratio (default 5)"
+        "--rounds", type=int, default=11, help="rounds per train-step ratio (default 11)"
     )
     parser.add_argument(
         "--batch", type=int, default=32, help="batch of the train-step and term figures"
@@ -429,8 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--round-seconds",
         type=float,
-        default=1.5,
-        help="about how long one round of one variant runs",
+        default=0.5,
+        help="about how long one round of one variant runs (at least one step; default 0.5)",
     )
     parser.add_argument(
         "--models",

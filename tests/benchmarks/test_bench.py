@@ -23,6 +23,17 @@ def test_row_is_median_and_spread_and_goal_compares_the_median():
     assert bench._row("s", "c", "m", [3.0], unit="s").cells()[3:5] == ["3.0 s", "(1 run)"]
 
 
+def test_rounds_time_every_variant_and_rotate_which_goes_first():
+    calls = []
+    fns = {k: (lambda k=k: calls.append(k)) for k in ("plain", "gamma", "group_lasso")}
+    times = bench._interleaved(fns, 4)
+    assert {k: len(v) for k, v in times.items()} == {"plain": 4, "gamma": 4, "group_lasso": 4}
+    assert all(t >= 0 for v in times.values() for t in v)
+    rounds = [calls[i : i + 3] for i in range(0, 12, 3)]
+    assert [r[0] for r in rounds] == ["plain", "gamma", "group_lasso", "plain"]
+    assert all(sorted(r) == ["gamma", "group_lasso", "plain"] for r in rounds)
+
+
 def test_csv_has_every_row(tmp_path):
     rows = [bench._row("a", "b", "c", [1.0, 2.0, 3.0]), bench._row("d", "e", "f", [4.0], unit="s")]
     bench.write_csv(rows, tmp_path / "out" / "bench.csv")
