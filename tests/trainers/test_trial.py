@@ -173,3 +173,38 @@ def test_a_collapsing_run_reports_collapsed(tmp_path):
     run_trial(config(tmp_path, multiplier=1e4, learning_rate=0.1, threshold=0.5), reporter)
     learn = [m for m in reporter.metrics if m["phase"] == "learn"]
     assert learn[0]["collapsed"] == 1.0 and learn[0]["predicted_fraction"] < 0.05
+
+
+def test_a_save_killed_midway_leaves_the_last_checkpoint_whole(tmp_path, monkeypatch):
+    from trainers import trial as trial_module
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer.build(model.trainable_variables)
+    ckpt = trial_module._Checkpoint(tmp_path / "checkpoint")
+    ckpt.save(model, optimizer, {"phase": "learn", "epoch": 1})
+    first = [w.copy() for w in model.get_weights()]
+    model.set_weights([w + 1.0 for w in first])
+
+    def killed(*args, **kwargs):  # the process dies after the new weights, before the rest
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(trial_module.np, "savez", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save(model, optimizer, {"phase": "learn", "epoch": 2})
+    monkeypatch.undo()
+    # the new weights file is there, but the checkpoint is still epoch 1's, and whole
+    assert (tmp_path / "checkpoint" / "model-2.weights.h5").is_file()
+    assert ckpt.state() == {"phase": "learn", "epoch": 1}
+    restored = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    ckpt.restore(restored, keras.optimizers.Adam(1e-3))
+    for got, want in zip(restored.get_weights(), first, strict=True):
+        np.testing.assert_array_equal(got, want)
+    # the next save completes and leaves one set of files, the ones state.json names
+    ckpt.save(model, optimizer, {"phase": "learn", "epoch": 2})
+    assert ckpt.state() == {"phase": "learn", "epoch": 2}
+    names = sorted(p.name for p in (tmp_path / "checkpoint").iterdir())
+    assert names == ["model-3.weights.h5", "optimizer-3.npz", "state.json"]
+    ckpt.restore(restored, keras.optimizers.Adam(1e-3))
+    for got, want in zip(restored.get_weights(), first, strict=True):
+        np.testing.assert_array_equal(got, want + 1.0)
