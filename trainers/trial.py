@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,12 +171,8 @@ class _Checkpoint:
 
     def save(self, model: Any, optimizer: Any, state: dict[str, Any]) -> str:
         self.dir.mkdir(parents=True, exist_ok=True)
-        numbers = [
-            int(p.name.split("-", 1)[1].split(".", 1)[0])
-            for p in self.dir.glob("model-*.weights.h5")
-            if p.name.split("-", 1)[1].split(".", 1)[0].isdigit()
-        ]
-        n = max(numbers, default=0) + 1
+        found = (re.fullmatch(r"model-(\d+)\.weights\.h5", p.name) for p in self.dir.iterdir())
+        n = max((int(m[1]) for m in found if m), default=0) + 1
         weights, opt = f"model-{n}.weights.h5", f"optimizer-{n}.npz"
         model.save_weights(str(self.dir / weights))
         arrays = {f"v{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)}
