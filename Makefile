@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo check bench quality lint clean
+.PHONY: venv test test-repeat demo check bench quality quality-budget lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ test: $(STAMP)
 	./.ci/install-browser.sh
 	CI=1 $(PY) -m pytest -q
 
+# the sweep-level tests 3 times in a row: fails if a run fails or any result differs
+test-repeat: $(STAMP)
+	CI=1 $(PY) tests/repeat.py
+
 demo: $(STAMP)
 	$(VENV)/bin/morphsweep run sweep/examples/sweep_digits.yaml
 
@@ -30,9 +34,14 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(PY) tests/benchmarks/bench.py
 
-# the quality study (about an hour on 2 cores; not part of make test)
+# the quality study (about an hour on 2 cores; not part of make test), then the budget search
 quality: $(STAMP)
 	$(PY) tests/benchmarks/quality_study.py
+	$(PY) tests/benchmarks/budget_search.py
+
+# trials the adaptive search needs to land 25% of the seed's FLOPs, 3 seeds (about 15 min)
+quality-budget: $(STAMP)
+	$(PY) tests/benchmarks/budget_search.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -170,7 +170,8 @@ def toward_budget(points: list[Point], fraction: float) -> float | None:
 def front_gaps(points: list[Point]) -> list[float]:
     """Midpoints (log multiplier) of the group's front neighbours, widest cost gap first."""
     scored = [p for p in points if p.accuracy is not None and p.cost_fraction is not None]
-    scored.sort(key=lambda p: (p.cost_fraction, -(p.accuracy or 0.0)))
+    # the multiplier breaks exact ties: the front does not depend on the order results came in
+    scored.sort(key=lambda p: (p.cost_fraction, -(p.accuracy or 0.0), p.multiplier))
     front: list[Point] = []
     for p in scored:  # by rising cost, a point is on the front when it beats every cheaper one
         if not front or (p.accuracy or 0.0) > (front[-1].accuracy or 0.0):
@@ -180,7 +181,7 @@ def front_gaps(points: list[Point]) -> list[float]:
         width = _log_fraction(b) - _log_fraction(a)
         middle = (math.log(a.multiplier) + math.log(b.multiplier)) / 2
         gaps.append((width, middle))
-    return [x for _, x in sorted(gaps, key=lambda g: -g[0])]
+    return [x for _, x in sorted(gaps, key=lambda g: (-g[0], g[1]))]
 
 
 class BudgetSearch:

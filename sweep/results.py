@@ -105,7 +105,10 @@ def results_table(tracking_uri: str, sweep: str) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=COLUMNS)
     # failed or unfinished trials stay in the table but never enter the front
     table.loc[table["status"] != "FINISHED", ["cost", "accuracy"]] = float("nan")
-    return table.sort_values(["target", "algorithm", "cost"], kind="stable").reset_index(drop=True)
+    # the trial id breaks ties: every later choice (front, knee, pick) reads rows in this order,
+    # which then does not depend on the order MLflow returns runs in
+    order = ["target", "algorithm", "cost", "trial_id"]
+    return table.sort_values(order, kind="stable").reset_index(drop=True)
 
 
 def sweep_budgets(tracking_uri: str, sweep: str) -> tuple[dict[str, list[float]], dict[str, float]]:

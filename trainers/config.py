@@ -33,7 +33,11 @@ class TrialConfig:
     (Keras' ``mixed_float16`` policy, with loss scaling), which pays off on GPUs only; the
     MorphNet regularizer term and costs are always computed in float32. ``baseline_width``
     skips structure learning and trains the seed network scaled uniformly (the baseline every
-    Pareto plot compares against).
+    Pareto plot compares against). ``deterministic`` (the default) seeds every random draw of the
+    trial from ``seed`` and turns on TensorFlow's op determinism, so the same config gives the
+    same weights, metrics and structures run after run on one machine (``make bench`` measures
+    what it costs per step); off, TensorFlow may pick faster kernels whose sums vary in the last
+    bits.
     """
 
     model: str = "zoo:resnet"
@@ -61,6 +65,7 @@ class TrialConfig:
     baseline_width: float | None = None
     jit_compile: bool = False
     mixed_precision: bool = False
+    deterministic: bool = True
     output_dir: str = "morphsweep_runs/trial"
     verbose: int = 1
     extra: dict[str, Any] = field(default_factory=dict)

@@ -270,6 +270,7 @@ class _Trial:
         check_dataset_spec(config.dataset)
         self.out.mkdir(parents=True, exist_ok=True)
         keras = _keras()
+        set_determinism(config.seed, config.deterministic)
         data = load_dataset(config.dataset, config.seed).resized(config.image_size)
         self.data = data
         self.train_ds, self.val_ds = data.pipelines(config.batch_size, config.seed)
@@ -601,6 +602,21 @@ class _Trial:
         self.reporter.artifact(str(self.out / "metrics.json"), "metrics")
         self.reporter.report(final, None)
         return result
+
+
+def set_determinism(seed: int, deterministic: bool = True) -> None:
+    """Seed Python's, NumPy's and the backend's random draws; TensorFlow's op determinism on or off.
+
+    Op determinism is a process-wide switch: a worker that runs several trials sets it for each.
+    """
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    from .morphnet.tfkeras.compat import tf
+
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        tf.config.experimental.disable_op_determinism()
 
 
 def run_trial(

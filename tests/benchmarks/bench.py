@@ -16,6 +16,10 @@ the median over rounds, with the lowest and highest round beside it.
   minus the time it spent in training steps and validation), of which the rest after the
   trial's own setup and exports is Ray's and tracking's.
 - **demo**: ``make demo``'s sweep, its wall time against the sum of its trials' training times.
+- **determinism**: the same trial (zoo ResNet width 16 on digits, Gamma) with
+  ``deterministic: true`` (TensorFlow's op determinism, the default) over ``false``, each round
+  a fresh process per variant, order alternating: its time per training step (learn and retrain
+  steps and validation, ``train_seconds`` over the steps).
 
 The table is printed and written to ``<out>/bench.csv``.
 
@@ -54,7 +58,7 @@ MODELS: dict[str, tuple[str, int]] = {
     "MobileNetV2@96": ("keras.applications.MobileNetV2", 96),
     "ResNet50@64": ("keras.applications.ResNet50", 64),
 }
-SECTIONS = ("steps", "sweep", "demo")
+SECTIONS = ("steps", "sweep", "demo", "determinism")
 EFFICIENCY_GOAL = 0.85
 OVERHEAD_GOAL_S = 3.0
 
@@ -380,6 +384,63 @@ def bench_demo(out: Path) -> list[Row]:
     ]
 
 
+# ----- determinism ----------------------------------------------------------------------------
+DETERMINISM_TRIAL = {
+    "model": "zoo:resnet",
+    "model_width": 16,
+    "dataset": "digits",
+    "algorithm": "gamma",
+    "multiplier": 5.0,
+    "epochs": 2,
+    "retrain_epochs": 1,
+    "batch_size": 32,
+    "export_every_steps": 1000,
+    "verbose": 0,
+}
+DETERMINISM_ROUNDS = 3
+_ONE_TRIAL = """
+import json, sys
+from trainers.config import TrialConfig
+from trainers.trial import run_trial
+r = run_trial(TrialConfig.from_dict(json.loads(sys.argv[1])), resume=False)
+print(json.dumps({"train_seconds": r.train_seconds, "steps": len(r.history)}))
+"""
+
+
+def bench_determinism(out: Path, rounds: int = DETERMINISM_ROUNDS) -> list[Row]:
+    import json
+    import subprocess
+
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for r in range(rounds):
+        for deterministic in (True, False) if r % 2 == 0 else (False, True):
+            _log(f"determinism: round {r + 1}/{rounds}, deterministic={deterministic}")
+            trial = {
+                **DETERMINISM_TRIAL,
+                "deterministic": deterministic,
+                "output_dir": str(out / "determinism" / f"{r}-{deterministic}"),
+            }
+            shutil.rmtree(trial["output_dir"], ignore_errors=True)
+            done = subprocess.run(
+                [sys.executable, "-c", _ONE_TRIAL, json.dumps(trial)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
+            if done.returncode != 0:
+                raise SystemExit(f"the determinism trial failed:\n{done.stderr[-2000:]}")
+            times[deterministic].append(
+                json.loads(done.stdout.strip().splitlines()[-1])["train_seconds"]
+            )
+    case = "zoo ResNet w16 digits, Gamma, 2 + 1 epochs"
+    ratios = [a / b for a, b in zip(times[True], times[False], strict=True)]
+    return [
+        _row("determinism", case, "op determinism on / off, training time", ratios),
+        _row("determinism", case, "training time, determinism on", times[True], unit="s"),
+    ]
+
+
 # ----- table ---------------------------------------------------------------------------------
 HEADER = ["section", "case", "measure", "median", "spread (min-max)", "goal", "met"]
 
@@ -486,6 +547,9 @@ def main(argv: list[str] | None = None) -> int:
         write_csv(rows, out / "bench.csv")
     if "demo" in sections:
         rows += bench_demo(out)
+        write_csv(rows, out / "bench.csv")
+    if "determinism" in sections:
+        rows += bench_determinism(out)
     write_csv(rows, out / "bench.csv")
     print()
     print_table(rows)

@@ -92,3 +92,54 @@ def private_mlflow_server(tmp_path_factory):
     server.start()
     yield server
     server.stop()
+
+
+def record_for_repeat(name: str, data: object) -> None:
+    """Keep a sweep's results for ``make test-repeat`` (tests/repeat.py), which compares them
+    between runs; nothing happens outside it."""
+    import json
+
+    folder = os.environ.get("MORPHSWEEP_REPEAT_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"{name}.json").write_text(json.dumps(data, indent=1, sort_keys=True))
+
+
+# metrics that measure time or name a process: they differ between runs of the same sweep
+VARYING = ("seconds", "time/", "_at", "node_id", "worker")
+
+
+def fingerprint(uri: str, config) -> dict:
+    """What a finished sweep decided and produced, without timings: per trial its status, every
+    metric's history and its structure JSON; the adaptive search's suggestions, if it had one."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from sweep.tracking import TAG_ROLE, TAG_TRIAL
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(config.name)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    trials = {}
+    for run in runs:
+        if run.data.tags.get(TAG_ROLE) != "trial":
+            continue
+        trial_id = run.data.tags[TAG_TRIAL]
+        metrics = {
+            key: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)]
+            for key in sorted(run.data.metrics)
+            if not any(word in key for word in VARYING)
+        }
+        structure = config.trials_dir() / trial_id / "structure.json"
+        trials[trial_id] = {
+            "status": run.info.status,
+            "metrics": metrics,
+            "structure": json.loads(structure.read_text()) if structure.is_file() else None,
+        }
+    state = Path(config.resolved_storage_path) / config.name / "adaptive_search.json"
+    suggestions = None
+    if state.is_file():
+        groups = json.loads(state.read_text())["groups"]
+        suggestions = {k: [g["multipliers"][t] for t in g["suggested"]] for k, g in groups.items()}
+    return {"trials": trials, "suggestions": suggestions}

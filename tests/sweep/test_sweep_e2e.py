@@ -16,9 +16,11 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from sweep.cli import main
+from sweep.config import load_sweep_config
 from sweep.pareto import pareto_front
 from sweep.results import results_table
 from sweep.tracking import PARENT_ID, TAG_PARETO, TAG_REASON, TAG_ROLE, TAG_WORKER
+from tests.sweep.conftest import fingerprint, record_for_repeat
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,6 +78,7 @@ def finished_sweep(mlflow_server, tmp_path_factory):
         assert main(["run", str(path), "--verbose", "0"]) == 0
     finally:
         del os.environ["MORPHSWEEP_REUSE_WORKERS"]
+    record_for_repeat("sweep_e2e", fingerprint(mlflow_server, load_sweep_config(path)))
     return mlflow_server, tmp
 
 
