@@ -38,6 +38,7 @@ bench: $(STAMP)
 quality: $(STAMP)
 	$(PY) tests/benchmarks/quality_study.py
 	$(PY) tests/benchmarks/budget_search.py
+	$(PY) tests/benchmarks/digits_acceptance.py
 
 # trials the adaptive search needs to land 25% of the seed's FLOPs, 3 seeds (about 15 min)
 quality-budget: $(STAMP)

@@ -240,7 +240,7 @@ def test_killed_sweep_resumes_without_duplicates(mlflow_server, tmp_path):
         tmp_path,
         "resume",
         mlflow_server,
-        max_concurrent=1,
+        max_concurrent=2,
         trial={
             "model": "zoo:plain",
             "model_width": 8,
