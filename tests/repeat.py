@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SWEEP_TESTS = [
     "tests/sweep/test_adaptive_tune.py",
     "tests/sweep/test_adaptive_e2e.py",
+    "tests/sweep/test_adaptive_twice.py",
     "tests/sweep/test_sweep_e2e.py",
 ]
 

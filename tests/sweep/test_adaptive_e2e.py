@@ -2,8 +2,9 @@
 
 These tests check mechanisms, on tiny trials: an adaptive sweep killed (SIGKILL of the driver)
 midway and run again leaves one run per suggestion and makes the suggestions an uninterrupted
-search would; the same sweep run twice gives identical child-run metrics, structures and
-suggestions; hopeless trials are stopped early. Whether the search *lands* budgets on real
+search would (the same sweep run twice: test_adaptive_twice.py; hopeless trials stopped early:
+test_early_stop_e2e.py; each module a unit ``pytest -n 2 --dist loadscope`` can run alongside
+the others). Whether the search *lands* budgets on real
 training is a quality figure, measured by ``make quality-budget`` (tests/benchmarks/budget_search.py)
 and reported in the README, not asserted on a noisy training run here. The search's answers on
 a known cost curve are tested in test_adaptive_tune.py.
@@ -28,8 +29,7 @@ from sweep.cli import main
 from sweep.config import load_sweep_config
 from sweep.results import results_table
 from sweep.space import BASELINE, baseline_trials
-from sweep.tracking import TAG_ROLE, TAG_STOPPED, TAG_STOPPED_REASON, TAG_TRIAL
-from tests.sweep.conftest import fingerprint, record_for_repeat
+from sweep.tracking import TAG_ROLE, TAG_TRIAL
 from tests.sweep.test_sweep_e2e import sweep_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,34 +112,6 @@ def resumed_sweep(mlflow_server, tmp_path_factory):
         "state": json.loads(state.read_text()),
         "stdout": done.stdout,
     }
-
-
-@pytest.fixture(scope="module")
-def twice(mlflow_server, local_ray, tmp_path_factory):
-    """The same adaptive sweep config run twice from scratch (two experiments, two storages)."""
-    prints = []
-    for name in ("same-a", "same-b"):
-        tmp = tmp_path_factory.mktemp(name)
-        path = write_config(tmp, name, mlflow_server)
-        assert main(["run", str(path), "--verbose", "0"]) == 0
-        prints.append(fingerprint(mlflow_server, load_sweep_config(path)))
-    record_for_repeat("adaptive_e2e", prints[0])  # make test-repeat compares it between runs
-    return prints
-
-
-def test_the_same_sweep_twice_gives_identical_results(twice):
-    first, second = twice
-    assert first["suggestions"] == second["suggestions"]
-    assert sorted(first["trials"]) == sorted(second["trials"])
-    for trial_id, trial in first["trials"].items():
-        other = second["trials"][trial_id]
-        assert trial["status"] == other["status"], trial_id
-        assert trial["metrics"] == other["metrics"], trial_id
-        assert trial["structure"] == other["structure"], trial_id
-    # the comparison has something to compare: structures, learn and retrain curves, suggestions
-    assert all(len(s) == MAX_TRIALS for s in first["suggestions"].values())
-    finished = [t for t in first["trials"].values() if t["status"] == "FINISHED"]
-    assert finished and all(t["structure"] and "retrain/accuracy" in t["metrics"] for t in finished)
 
 
 def test_the_summary_reports_each_budget_search(resumed_sweep):
@@ -234,57 +206,3 @@ def test_pick_by_budget_and_the_parent_run_report(resumed_sweep, tmp_path, capsy
     )
     cheapest = table.sort_values("cost").iloc[0]["trial_id"]
     assert cheapest in capsys.readouterr().err
-
-
-def test_hopeless_trials_are_stopped_early_and_tagged(mlflow_server, tmp_path):
-    learn = 3  # a collapse stops a trial after 2 collapsed learn epochs in a row, before the last
-    path = write_config(
-        tmp_path,
-        "hopeless",
-        mlflow_server,
-        trial={
-            "model": "zoo:plain",  # no skip path: too strong a GroupLasso leaves nothing
-            "model_width": 4,
-            "dataset": "digits",
-            "epochs": learn,
-            "retrain_epochs": 1,
-            "batch_size": 16,
-            "export_every_steps": 10,
-        },
-        search="grid",
-        budgets={},
-        # GroupLasso far too strong (collapses), Gamma far too weak (nothing moves)
-        strengths={
-            "decades_below": 0,
-            "decades_above": 0,
-            "center": {"group_lasso": 1e5, "gamma": 1e-4},
-        },
-        baseline={"widths": []},
-        early_stop="degenerate",
-    )
-    assert main(["run", str(path), "--verbose", "0"]) == 0
-    client = MlflowClient(mlflow_server)
-    runs = {r.data.tags[TAG_TRIAL]: r for r in children(mlflow_server, "hopeless")}
-    collapsed, unmoved = runs["group_lasso-flops-m1e05-s0"], runs["gamma-flops-m0.0001-s0"]
-    for run, word in ((collapsed, "collapsed"), (unmoved, "unmoved")):
-        assert run.info.status == "KILLED"
-        assert run.data.tags[TAG_STOPPED] == "degenerate"
-        assert word in run.data.tags[TAG_STOPPED_REASON]
-        learned = [m.step for m in client.get_metric_history(run.info.run_id, "learn/cost")]
-        # stopped during structure learning, before its last epoch, never retrained
-        assert learned and max(learned) < learn
-        assert not client.get_metric_history(run.info.run_id, "retrain/accuracy")
-        assert run.data.metrics["epochs_saved"] == learn - max(learned) + 1
-    parent = [
-        r
-        for r in client.search_runs([collapsed.info.experiment_id])
-        if r.data.tags.get(TAG_ROLE) == "parent"
-    ][0]
-    assert parent.data.metrics["early_stop/trials_stopped"] == 2
-    assert parent.data.metrics["early_stop/epochs_saved"] == sum(
-        r.data.metrics["epochs_saved"] for r in (collapsed, unmoved)
-    )
-    # a stopped trial is not run again when the sweep is
-    assert main(["run", str(path), "--verbose", "0"]) == 0
-    again = {r.data.tags[TAG_TRIAL]: r for r in children(mlflow_server, "hopeless")}
-    assert again["gamma-flops-m0.0001-s0"].info.end_time == unmoved.info.end_time

@@ -1,0 +1,45 @@
+"""The e2e adaptive sweep config run twice from scratch gives identical results.
+
+Two experiments, two storages, one local Ray: the child runs' metric histories (timing aside),
+structures and statuses and the search's suggestions must be equal, trial for trial. The first
+run's fingerprint is recorded for ``make test-repeat``, which compares it between pytest runs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sweep.cli import main
+from sweep.config import load_sweep_config
+from tests.sweep.conftest import fingerprint, record_for_repeat
+from tests.sweep.test_adaptive_e2e import MAX_TRIALS, write_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def twice(mlflow_server, local_ray, tmp_path_factory):
+    """The same adaptive sweep config run twice from scratch (two experiments, two storages)."""
+    prints = []
+    for name in ("same-a", "same-b"):
+        tmp = tmp_path_factory.mktemp(name)
+        path = write_config(tmp, name, mlflow_server)
+        assert main(["run", str(path), "--verbose", "0"]) == 0
+        prints.append(fingerprint(mlflow_server, load_sweep_config(path)))
+    record_for_repeat("adaptive_e2e", prints[0])  # make test-repeat compares it between runs
+    return prints
+
+
+def test_the_same_sweep_twice_gives_identical_results(twice):
+    first, second = twice
+    assert first["suggestions"] == second["suggestions"]
+    assert sorted(first["trials"]) == sorted(second["trials"])
+    for trial_id, trial in first["trials"].items():
+        other = second["trials"][trial_id]
+        assert trial["status"] == other["status"], trial_id
+        assert trial["metrics"] == other["metrics"], trial_id
+        assert trial["structure"] == other["structure"], trial_id
+    # the comparison has something to compare: structures, learn and retrain curves, suggestions
+    assert all(len(s) == MAX_TRIALS for s in first["suggestions"].values())
+    finished = [t for t in first["trials"].values() if t["status"] == "FINISHED"]
+    assert finished and all(t["structure"] and "retrain/accuracy" in t["metrics"] for t in finished)
