@@ -607,16 +607,17 @@ class _Trial:
 def set_determinism(seed: int, deterministic: bool = True) -> None:
     """Seed Python's, NumPy's and the backend's random draws; TensorFlow's op determinism on or off.
 
-    Op determinism is a process-wide switch: a worker that runs several trials sets it for each.
+    Op determinism is a process-wide switch: a worker that runs several trials sets it for each
+    (TensorFlow's public API can only turn it on; its config module turns it off too).
     """
     keras = _keras()
     keras.utils.set_random_seed(seed)
-    from .morphnet.tfkeras.compat import tf
+    from tensorflow.python.framework import config as tf_config
 
     if deterministic:
-        tf.config.experimental.enable_op_determinism()
+        tf_config.enable_op_determinism()
     else:
-        tf.config.experimental.disable_op_determinism()
+        tf_config.disable_op_determinism()
 
 
 def run_trial(

@@ -149,6 +149,18 @@ def test_too_low_strength_warns(tmp_path):
     assert reporter.warnings == result.warnings
 
 
+def test_op_determinism_follows_the_config(tmp_path):
+    from tensorflow.python.framework import config as tf_config
+
+    from trainers.trial import set_determinism
+
+    # a worker runs trials in turn: each one sets the process-wide switch its own way
+    run_trial(config(tmp_path, deterministic=False), RecordingReporter())
+    assert not tf_config.is_op_determinism_enabled()
+    set_determinism(0, True)
+    assert tf_config.is_op_determinism_enabled()
+
+
 def test_baseline_width_scales_the_seed_network(tmp_path):
     result = run_trial(config(tmp_path, baseline_width=0.5), RecordingReporter())
     structure = Structure.load(result.structure_path)
