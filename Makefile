@@ -16,7 +16,7 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	./.ci/install-browser.sh
-	CI=1 $(PY) -m pytest -q -n 2 --dist loadscope
+	CI=1 $(PY) -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder
 
 # the sweep-level tests 3 times in a row: fails if a run fails or any result differs
 test-repeat: $(STAMP)

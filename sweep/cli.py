@@ -164,11 +164,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"morphsweep run: {exc}", file=sys.stderr)
         return 2
     from .tracking import TrackingUnavailable
-    from .tune_runner import ClusterUnavailable, StorageUnavailable, run_sweep
+    from .tune_runner import BadEnvironment, ClusterUnavailable, StorageUnavailable, run_sweep
 
     try:
         summary = run_sweep(config, address=args.address, verbose=args.verbose)
-    except (TrackingUnavailable, ClusterUnavailable, StorageUnavailable) as exc:
+    except (TrackingUnavailable, ClusterUnavailable, StorageUnavailable, BadEnvironment) as exc:
         print(f"morphsweep run: {exc}", file=sys.stderr)
         return 2
     from .results import budget_table, format_budgets, format_front, front

@@ -168,6 +168,21 @@ def _setup_tensorflow(cpus: float) -> None:
     _TRIALS_IN_PROCESS += 1
 
 
+class BadEnvironment(ValueError):
+    """A MORPHSWEEP_* environment variable has a value the sweep cannot use."""
+
+
+def reuse_workers() -> bool:
+    """MORPHSWEEP_REUSE_WORKERS: "1" (the default) or "0"; anything else is refused."""
+    value = os.environ.get("MORPHSWEEP_REUSE_WORKERS", "1").strip()
+    if value not in ("0", "1"):
+        raise BadEnvironment(
+            f"MORPHSWEEP_REUSE_WORKERS={value!r}: set it to 1 (a finished trial's worker runs the "
+            "next trial, the default) or 0 (a fresh worker per trial)"
+        )
+    return value == "1"
+
+
 class TuneReporter:
     """The trainer's reporter inside Tune: each epoch becomes ``tune.report`` with a checkpoint."""
 
@@ -435,6 +450,7 @@ def run_sweep(
         A summary: experiment and parent run ids, trials run/skipped, the results table path.
     """
     address = address or config.address
+    reuse_workers()  # a bad MORPHSWEEP_REUSE_WORKERS is refused before anything else
     check_storage(config)
     check_tracking(config.resolved_tracking_uri)
     check_address(address)
@@ -619,10 +635,10 @@ def _tune(
         )
         scheduler = EarlyStopScheduler(rule, specs.get)
     resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
-    # MORPHSWEEP_REUSE_WORKERS=1: a finished trial's worker runs the next trial (no new process,
-    # no TensorFlow import per trial); off by default, as a trial's results in a reused worker
-    # have not been shown to equal those in a fresh one
-    reuse = os.environ.get("MORPHSWEEP_REUSE_WORKERS", "0") == "1"
+    # a finished trial's worker runs the next trial (no new process, no TensorFlow import per
+    # trial): its results equal a fresh worker's (tests/sweep/test_adaptive_twice.py compares
+    # them); MORPHSWEEP_REUSE_WORKERS=0 gives every trial a fresh worker
+    reuse = reuse_workers()
     if search is not None:
         space: dict[str, Any] = {}
         searcher = AdaptiveSearcher(search, search_state_path(config), entry)

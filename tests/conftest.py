@@ -28,3 +28,12 @@ def local_ray():
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
+
+
+def pytest_collection_modifyitems(config, items):
+    """Modules with slow tests (real sweeps, clusters, processes) first, each module's tests in
+    their own order: ``make test`` hands whole modules to its 2 workers (``--dist loadscope
+    --no-loadscope-reorder``), and the long ones started first leave the short ones to even out
+    the end, instead of one worker finishing a long sweep alone."""
+    slow = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module.__name__ not in slow)

@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     for run in range(1, args.runs + 1):
         started = time.perf_counter()
         env = {**os.environ, "MORPHSWEEP_REPEAT_DIR": str(out / f"run{run}")}
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args.paths]
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        # on both cores, one module per worker, as make test runs them
+        command += ["-n", "2", "--dist", "loadscope", *args.paths]
         print(f"repeat {run}/{args.runs}: {' '.join(command[2:])}", flush=True)
         done = subprocess.run(command, cwd=ROOT, env=env)
         print(

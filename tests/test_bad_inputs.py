@@ -240,6 +240,14 @@ CASES = [
         readme="the storage path has no room: the free space is named, before any trial",
     ),
     Case(
+        "reuse-workers-not-0-or-1",
+        RUN,
+        [r"MORPHSWEEP_REUSE_WORKERS='yes'", r"set it to 1 .* or 0"],
+        files={"sweep.yaml": sweep()},
+        env={"MORPHSWEEP_REUSE_WORKERS": "yes"},
+        readme="MORPHSWEEP_REUSE_WORKERS is neither 0 nor 1: the value is named, before any trial",
+    ),
+    Case(
         "tracking-unreachable",
         RUN,
         [r"http://127\.0\.0\.1:9", r"tracking_uri"],

@@ -271,8 +271,6 @@ def _run_sweep(config: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, f
     from sweep.tracking import TAG_ROLE
     from sweep.tune_runner import run_sweep
 
-    # the figures are with workers running several trials in turn (opt-in, README)
-    os.environ.setdefault("MORPHSWEEP_REUSE_WORKERS", "1")
     sweep = load_sweep_config(config)
     summary = run_sweep(sweep, verbose=0)
     ray.shutdown()

@@ -92,7 +92,7 @@ GPU = Sizes(
     sweep_limit_s=210,
 )
 DRY = Sizes(
-    model="zoo:resnet",
+    model="zoo:plain",
     image=32,
     batch=4,
     steps=2,

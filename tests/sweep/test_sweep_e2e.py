@@ -72,12 +72,7 @@ def finished_sweep(mlflow_server, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sweep")
     path = sweep_yaml(tmp, "e2e", mlflow_server, seeds=[0, 1])
     os.environ["PYTHONPATH"] = f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"
-    # workers run several trials in turn (opt-in): this sweep checks that path too
-    os.environ["MORPHSWEEP_REUSE_WORKERS"] = "1"
-    try:
-        assert main(["run", str(path), "--verbose", "0"]) == 0
-    finally:
-        del os.environ["MORPHSWEEP_REUSE_WORKERS"]
+    assert main(["run", str(path), "--verbose", "0"]) == 0
     record_for_repeat("sweep_e2e", fingerprint(mlflow_server, load_sweep_config(path)))
     return mlflow_server, tmp
 
