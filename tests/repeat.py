@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "MORPHSWEEP_REPEAT_DIR": str(out / f"run{run}")}
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         # on both cores, one module per worker, as make test runs them
-        command += ["-n", "2", "--dist", "loadscope", *args.paths]
+        command += ["-n", "2", "--dist", "loadscope", "--no-loadscope-reorder", *args.paths]
         print(f"repeat {run}/{args.runs}: {' '.join(command[2:])}", flush=True)
         done = subprocess.run(command, cwd=ROOT, env=env)
         print(

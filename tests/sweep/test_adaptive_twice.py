@@ -11,7 +11,6 @@ recorded for ``make test-repeat``, which compares it between pytest runs.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -47,11 +46,9 @@ def twice(mlflow_server, local_ray, tmp_path_factory):
         path = write_config(
             tmp, name, mlflow_server, algorithms=["group_lasso"], baseline={"widths": []}
         )
-        os.environ["MORPHSWEEP_REUSE_WORKERS"] = reuse
-        try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("MORPHSWEEP_REUSE_WORKERS", reuse)
             assert main(["run", str(path), "--verbose", "0"]) == 0
-        finally:
-            del os.environ["MORPHSWEEP_REUSE_WORKERS"]
         config = load_sweep_config(path)
         prints.append(fingerprint(mlflow_server, config))
         pids.append(worker_pids(config))
