@@ -94,7 +94,7 @@ def resumed_sweep(mlflow_server, tmp_path_factory):
     killed = None
     deadline = time.time() + 600
     while time.time() < deadline and process.poll() is None:
-        time.sleep(0.5)
+        time.sleep(1.0)
         runs = children(mlflow_server, "budget")
         ended = {r.data.tags[TAG_TRIAL]: r.info.end_time for r in runs if r.info.end_time}
         if len(ended) >= 4 and any(r.info.status == "RUNNING" for r in runs):

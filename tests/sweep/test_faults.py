@@ -155,7 +155,9 @@ def wait_for(condition, process, what, timeout=600):
             return found
         if process.poll() is not None:
             raise AssertionError(f"the sweep ended before {what}:\n{output(process)[-3000:]}")
-        time.sleep(0.3)
+        # each poll is several requests to the tracking server, which shares the CPUs with the
+        # trials: once a second is often enough for phases that last several seconds
+        time.sleep(1.0)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -289,7 +291,9 @@ def test_an_mlflow_outage_mid_sweep_loses_nothing(cluster, tmp_path_factory, tmp
     server.start()
     try:
         name = "outage"
-        path = write_config(tmp_path, name, server.uri, max_concurrent=2)
+        # one strength and the baseline width, at the same time: two trials write through it
+        one_strength = {"decades_below": 0, "decades_above": 0, "points_per_decade": 1}
+        path = write_config(tmp_path, name, server.uri, strengths=one_strength, max_concurrent=2)
         process = start_sweep(path, cluster)
         wait_for(lambda: in_phase(server.uri, name, "learn"), process, "structure learning")
         server.stop()
@@ -302,7 +306,7 @@ def test_an_mlflow_outage_mid_sweep_loses_nothing(cluster, tmp_path_factory, tmp
         warnings = [line for line in text.splitlines() if "is not answering" in line]
         assert len(warnings) == 1 and server.uri in warnings[0], text[-3000:]
         assert "Traceback" not in text, text[-3000:]
-        assert_complete(server.uri, name, 3, tmp_path / "storage")
+        assert_complete(server.uri, name, 2, tmp_path / "storage")
         assert not (tmp_path / "storage" / name / "tracking_queue" / "ops.jsonl").exists()
     finally:
         server.stop()
