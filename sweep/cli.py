@@ -95,7 +95,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     try:
         model = _load_seed_model(args)
         from trainers.morphnet import Structure
-        from trainers.morphnet.tfkeras import apply_structure, model_cost
+        from trainers.morphnet.keras3 import apply_structure, model_cost
 
         structure = Structure.load(args.structure)
         # by default, the min_channels the structure's predicted cost was computed with
@@ -124,8 +124,8 @@ def _load_seed_model(args: argparse.Namespace) -> Any:
     if args.model.endswith(".keras"):
         if not Path(args.model).is_file():
             raise TrialConfigError(f"--model file {args.model!r} does not exist")
-        from trainers.morphnet.tfkeras.compat import keras
-        from trainers.morphnet.tfkeras.gating import LogisticSigmoidGating
+        from trainers.morphnet.keras3.backend import keras
+        from trainers.morphnet.keras3.gating import LogisticSigmoidGating
 
         return keras.models.load_model(
             args.model, custom_objects={"LogisticSigmoidGating": LogisticSigmoidGating}

@@ -45,7 +45,7 @@ def seed_costs(config: SweepConfig) -> dict[str, float]:
     from trainers.config import TrialConfig
     from trainers.data import load_dataset
     from trainers.models import build_model
-    from trainers.morphnet.tfkeras import read_model
+    from trainers.morphnet.keras3 import read_model
     from trainers.morphnet.widths import seed_structure, structure_cost
     from trainers.trial import target_of
 

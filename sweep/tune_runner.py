@@ -162,7 +162,7 @@ def _setup_tensorflow(cpus: float) -> None:
         pass
     global _TRIALS_IN_PROCESS
     if _TRIALS_IN_PROCESS:  # a fresh worker is left exactly as it starts
-        from trainers.morphnet.tfkeras.compat import keras
+        from trainers.morphnet.keras3.backend import keras
 
         keras.backend.clear_session()
     _TRIALS_IN_PROCESS += 1

@@ -472,7 +472,7 @@ def keep(tmp_path_factory):
     """What is on disk before any case: a structure file and an earlier sweep's MLflow store."""
     root = tmp_path_factory.mktemp("keep")
     from trainers.models import build_model
-    from trainers.morphnet.tfkeras import GammaFlopsRegularizer
+    from trainers.morphnet.keras3 import GammaFlopsRegularizer
 
     model = build_model("zoo:plain", (8, 8, 1), 10, width=8, seed=0)
     GammaFlopsRegularizer(model, 0.1).structure().save(root / "structure.json")
@@ -519,7 +519,7 @@ def write_files(case: Case, directory: Path, keep: Path) -> None:
 @pytest.fixture
 def trip_wires(monkeypatch):
     """Anything that trains or launches trials fails the test."""
-    from trainers.morphnet.tfkeras.compat import keras
+    from trainers.morphnet.keras3.backend import keras
 
     def training(*args, **kwargs):
         raise AssertionError("training started")

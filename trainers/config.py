@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TrialConfigError
+from .morphnet.algorithms import ALGORITHMS, DEFAULT_THRESHOLDS
 
-ALGORITHMS = ("gamma", "group_lasso", "logistic_sigmoid")
 TARGETS = ("flops", "model_size", "latency", "activations")
-DEFAULT_THRESHOLDS = {"gamma": 1e-2, "group_lasso": 1e-2, "logistic_sigmoid": 0.1}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,7 @@ BN_MOMENTUM = 0.9
 
 
 def _keras() -> Any:
-    from .morphnet.tfkeras.compat import keras
+    from .morphnet.keras3.backend import keras
 
     return keras
 

@@ -59,29 +59,25 @@ class TrialResult:
 
 
 def _keras() -> Any:
-    from .morphnet.tfkeras.compat import keras
+    from .morphnet.keras3.backend import keras
 
     return keras
 
 
 def make_regularizer(model: Any, config: TrialConfig) -> Any:
     """The MorphNet regularizer this config asks for, on ``model``."""
-    from .morphnet.tfkeras import REGULARIZERS
+    from .morphnet.keras3 import make_regularizer as make
 
-    cls = REGULARIZERS[(config.algorithm, config.target)]
-    family = cls.__mro__[1]  # the algorithm's base class takes the target directly
-    target = target_of(config)
+    options = {}
     if config.algorithm == "logistic_sigmoid":
-        reg = family(
-            model,
-            regularize_on_mask=config.regularize_on_mask,
-            alive_threshold=config.regularizer_threshold,
-            target=target,
-        )
-    else:
-        reg = family(model, config.regularizer_threshold, target=target)
-    reg.name = cls.name
-    return reg
+        options["regularize_on_mask"] = config.regularize_on_mask
+    return make(
+        model,
+        config.algorithm,
+        target_of(config),
+        config.regularizer_threshold,
+        **options,
+    )
 
 
 def target_of(config: TrialConfig) -> Any:
@@ -90,54 +86,6 @@ def target_of(config: TrialConfig) -> Any:
     if config.target == "latency":
         return latency_target(config.hardware, config.latency_batch_size)
     return TARGETS[config.target]
-
-
-def _learner_class() -> type:
-    keras = _keras()
-    import tensorflow as tf
-
-    class StructureLearner(keras.Model):  # type: ignore[name-defined,misc]
-        """Trains ``network`` on task loss + strength x MorphNet term, inside Keras' compiled step."""
-
-        def __init__(self, network: Any, regularizer: Any, strength: float, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.network = network
-            self.regularizer = regularizer
-            self.strength = float(strength)
-            self.task_tracker = keras.metrics.Mean(name="task_loss")
-            self.reg_tracker = keras.metrics.Mean(name="regularization_loss")
-
-        def call(self, inputs: Any, training: bool = False) -> Any:
-            return self.network(inputs, training=training)
-
-        def train_step(self, data: Any) -> Any:
-            x, y = data
-            with tf.GradientTape() as tape:
-                y_pred = self.network(x, training=True)
-                # float32 even under mixed precision: the loss casts the logits, and the term is
-                # computed from the float32 variables
-                task = tf.cast(self.compute_loss(x=x, y=y, y_pred=y_pred, training=True), "float32")
-                reg = self.strength * tf.cast(self.regularizer.get_regularization_term(), "float32")
-                loss = task + reg
-                # as Keras' own step: a LossScaleOptimizer (compile wraps the optimizer in one
-                # under mixed_float16) scales the loss here and unscales the gradients in apply;
-                # a plain optimizer leaves it as it is
-                scaled = self.optimizer.scale_loss(loss)
-            grads = tape.gradient(scaled, self.trainable_variables)
-            self.optimizer.apply(grads, self.trainable_variables)
-            self.task_tracker.update_state(task)
-            self.reg_tracker.update_state(reg)
-            logs = self.compute_metrics(x, y, y_pred)
-            logs["task_loss"] = self.task_tracker.result()
-            logs["regularization_loss"] = self.reg_tracker.result()
-            logs["loss"] = logs["task_loss"] + logs["regularization_loss"]
-            return logs
-
-        @property
-        def metrics(self) -> list[Any]:
-            return [*super().metrics, self.task_tracker, self.reg_tracker]
-
-    return StructureLearner
 
 
 class _Checkpoint:
@@ -277,7 +225,7 @@ class _Trial:
         self.seed_model = build_model(
             config.model, data.input_shape, data.num_classes, config.model_width, config.seed
         )
-        from .morphnet.tfkeras import read_model
+        from .morphnet.keras3 import read_model
 
         self.seed_graph, _ = read_model(self.seed_model)
         self.target = target_of(config)
@@ -326,7 +274,7 @@ class _Trial:
         keras = _keras()
         network = self.seed_model
         if config.algorithm == "logistic_sigmoid":
-            from .morphnet.tfkeras import add_gating
+            from .morphnet.keras3 import add_gating
 
             network = add_gating(
                 network,
@@ -342,7 +290,9 @@ class _Trial:
             if config.strength is not None
             else config.multiplier / self.regularizer.seed_cost
         )  # type: ignore[operator]
-        learner = _learner_class()(network, self.regularizer, self.strength)
+        from .morphnet.keras3 import StructureLearner
+
+        learner = StructureLearner(network, self.regularizer, self.strength)
         self.optimizer = keras.optimizers.Adam(config.learning_rate)
         learner.compile(
             jit_compile=config.jit_compile,
@@ -505,7 +455,7 @@ class _Trial:
         # the skip path: a smaller network, not a collapse)
         collapsed = predicted <= 0
         if not collapsed and any(s.alive == 0 for s in structure.layers.values()):
-            from .morphnet.tfkeras import cuts_network
+            from .morphnet.keras3 import cuts_network
 
             collapsed = cuts_network(self.seed_model, structure)
         return {
@@ -516,7 +466,7 @@ class _Trial:
 
     def rebuild(self) -> Any:
         """The seed model at the structure's widths, as its predicted cost describes it."""
-        from .morphnet.tfkeras import apply_structure
+        from .morphnet.keras3 import apply_structure
         from .morphnet.widths import rebuild_structure
 
         _, min_channels = rebuild_structure(self.seed_graph, self.structure)
@@ -568,7 +518,7 @@ class _Trial:
         return self._evaluate(model)
 
     def finish(self, model: Any, accuracy: float, learned_accuracy: float | None) -> TrialResult:
-        from .morphnet.tfkeras import model_cost
+        from .morphnet.keras3 import model_cost
 
         model_path = self.out / "model.keras"
         model.save(str(model_path))

@@ -122,7 +122,7 @@ def _data(side: int, batch: int, steps: int) -> Any:
 
 
 def _compile(model: Any) -> None:
-    from trainers.morphnet.tfkeras.compat import keras
+    from trainers.morphnet.keras3.backend import keras
 
     model.compile(
         jit_compile=False,  # as trials compile
@@ -135,8 +135,8 @@ def _networks(spec: str, side: int) -> dict[str, tuple[Any, Any]]:
     """name -> (trained model, regularizer or None): plain Keras and one learner per algorithm."""
     from trainers.config import TrialConfig
     from trainers.models import build_model
-    from trainers.morphnet.tfkeras import add_gating
-    from trainers.trial import _learner_class, make_regularizer
+    from trainers.morphnet.keras3 import StructureLearner, add_gating
+    from trainers.trial import make_regularizer
 
     shape = (side, side, 3)
     nets: dict[str, tuple[Any, Any]] = {"plain": (build_model(spec, shape, 10, 32, 0), None)}
@@ -146,7 +146,7 @@ def _networks(spec: str, side: int) -> dict[str, tuple[Any, Any]]:
             network = add_gating(network, seed=0, temperature=0.5, straight_through=True)
         config = TrialConfig(model=spec, algorithm=algorithm)
         reg = make_regularizer(network, config)
-        nets[algorithm] = (_learner_class()(network, reg, 1.0 / reg.seed_cost), reg)
+        nets[algorithm] = (StructureLearner(network, reg, 1.0 / reg.seed_cost), reg)
     for model, _ in nets.values():
         _compile(model)
     return nets
@@ -171,7 +171,7 @@ def bench_steps(
 ) -> list[Row]:
     import tensorflow as tf
 
-    from trainers.morphnet.tfkeras.compat import keras
+    from trainers.morphnet.keras3.backend import keras
 
     rows: list[Row] = []
     for name in models or list(MODELS):

@@ -5,7 +5,7 @@ memory on), each with a time limit, so that the check ends within 8 minutes on o
 
 - **steps**: a train step of ``keras.applications.ResNet50`` (weights=None) at 224x224, batch 64,
   plain Keras against the same network trained with a MorphNet term in the loss
-  (``trainers.trial`` StructureLearner with GammaFlops, GroupLassoFlops and LogisticSigmoid/FiGS,
+  (``trainers.morphnet.StructureLearner`` with GammaFlops, GroupLassoFlops and LogisticSigmoid/FiGS,
   built as the CPU step benchmark builds them; FiGS against the network without gates, which are
   part of its cost), in float32, then in mixed_float16. Every model of a precision is timed once
   per round, one after the other, so all see the same load; images/s is the median over rounds.
@@ -116,7 +116,7 @@ DRY = Sizes(
 # ----- the step benchmark (its own process) ------------------------------------------------------
 @contextlib.contextmanager
 def _policy(name: str) -> Any:
-    from trainers.morphnet.tfkeras.compat import keras
+    from trainers.morphnet.keras3.backend import keras
 
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(name)
@@ -130,9 +130,9 @@ def _build_case(algorithm: str | None, sizes: Sizes) -> Any:
     """The network, compiled plain (algorithm None) or as a StructureLearner with that algorithm."""
     from trainers.config import TrialConfig
     from trainers.models import build_model
-    from trainers.morphnet.tfkeras import add_gating
-    from trainers.morphnet.tfkeras.compat import keras
-    from trainers.trial import _learner_class, make_regularizer
+    from trainers.morphnet.keras3 import StructureLearner, add_gating
+    from trainers.morphnet.keras3.backend import keras
+    from trainers.trial import make_regularizer
 
     # no seed: setting one (tf.random.set_seed) makes every step traced so far trace again
     model = build_model(sizes.model, (sizes.image, sizes.image, 3), 1000, width=8)
@@ -140,7 +140,7 @@ def _build_case(algorithm: str | None, sizes: Sizes) -> Any:
         if algorithm == "logistic_sigmoid":
             model = add_gating(model, seed=0)
         regularizer = make_regularizer(model, TrialConfig(model=sizes.model, algorithm=algorithm))
-        model = _learner_class()(model, regularizer, 1.0 / regularizer.seed_cost)
+        model = StructureLearner(model, regularizer, 1.0 / regularizer.seed_cost)
     model.compile(
         jit_compile=False,  # as trials compile
         optimizer=keras.optimizers.Adam(1e-3),
@@ -159,7 +159,7 @@ def _time_steps(model: Any, data: Any, steps: int) -> float:
 
 def _build_cases(precision: str, sizes: Sizes, data: Any) -> dict[str, Any]:
     """Plain and each MorphNet algorithm under ``precision``, each traced and warmed up."""
-    from trainers.morphnet.tfkeras.compat import keras
+    from trainers.morphnet.keras3.backend import keras
 
     keras.utils.set_random_seed(0)  # here, before any step is traced
     cases = {}
@@ -187,8 +187,9 @@ def step_part(sizes: Sizes, out: Path, deadline: float) -> None:
     import gc
 
     import numpy as np
+    import tensorflow as tf
 
-    from trainers.morphnet.tfkeras.compat import keras, tf
+    from trainers.morphnet.keras3.backend import keras
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(sizes.batch, sizes.image, sizes.image, 3)).astype(np.float32)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from trainers.morphnet.tfkeras.compat import keras
+from trainers.morphnet.keras3.backend import keras
 
 L = keras.layers
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import trainers.morphnet.tfkeras.apply as apply_module
+import trainers.morphnet.keras3.apply as apply_module
 from trainers.morphnet import (
     GammaFlopsRegularizer,
     GammaLatencyRegularizer,
@@ -41,7 +41,7 @@ from trainers.morphnet import (
     remove_gating,
 )
 from trainers.morphnet.costs import TARGETS, latency_target
-from trainers.morphnet.tfkeras.compat import keras
+from trainers.morphnet.keras3.backend import keras
 from trainers.morphnet.widths import (
     channel_map,
     check_structure,
@@ -624,7 +624,7 @@ def test_zero_width_layer_in_a_chain_needs_min_channels() -> None:
 
 
 def test_cuts_network_tells_a_dead_chain_from_a_dead_branch() -> None:
-    from trainers.morphnet.tfkeras import cuts_network
+    from trainers.morphnet.keras3 import cuts_network
 
     chain = randomize(plain_cnn(), seed=8)
     # nothing dead: no cut

@@ -27,8 +27,8 @@ from trainers.morphnet import (
     LogisticSigmoidModelSizeRegularizer,
     Structure,
 )
-from trainers.morphnet.tfkeras import add_gating, apply_structure
-from trainers.morphnet.tfkeras.compat import keras
+from trainers.morphnet.keras3 import add_gating, apply_structure
+from trainers.morphnet.keras3.backend import keras
 from trainers.morphnet.widths import needs_min_channels, rebuild_structure, structure_cost
 
 L = keras.layers

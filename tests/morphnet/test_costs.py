@@ -16,8 +16,8 @@ from trainers.morphnet.costs import (
     model_size_function,
 )
 from trainers.morphnet.costs.coefficients import flop_coeff, num_weights_coeff
-from trainers.morphnet.tfkeras import read_model
-from trainers.morphnet.tfkeras.compat import keras
+from trainers.morphnet.keras3 import read_model
+from trainers.morphnet.keras3.backend import keras
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from trainers.morphnet import (
     UnsupportedLayerError,
     register_activation,
 )
-from trainers.morphnet.tfkeras.compat import keras
+from trainers.morphnet.keras3.backend import keras
 
 
 @pytest.fixture(scope="module")

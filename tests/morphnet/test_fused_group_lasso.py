@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from trainers.morphnet.tfkeras import network_regularizers as nr
-from trainers.morphnet.tfkeras.compat import keras, tf
-from trainers.morphnet.tfkeras.op_regularizers import GroupLassoRegularizer, OpRegularizer
+from trainers.morphnet.keras3 import network_regularizers as nr
+from trainers.morphnet.keras3.backend import keras
+from trainers.morphnet.keras3.op_regularizers import GroupLassoRegularizer, OpRegularizer
 
 L = keras.layers
 
@@ -126,7 +127,7 @@ def test_fused_norm_by_hand():
 
 def test_term_runs_no_python_per_layer_per_step(monkeypatch):
     """Training steps run the traced graph: the per-source Python runs at trace time only."""
-    from trainers.trial import _learner_class
+    from trainers.morphnet.keras3 import StructureLearner
 
     model = _mixed_network()
     reg = nr.GroupLassoFlopsRegularizer(model, threshold=1e-2)
@@ -139,7 +140,7 @@ def test_term_runs_no_python_per_layer_per_step(monkeypatch):
         return original(self, op_index)
 
     monkeypatch.setattr(nr.GroupLassoFlopsRegularizer, "_source_regularizer", counting)
-    learner = _learner_class()(model, reg, 1e-3)
+    learner = StructureLearner(model, reg, 1e-3)
     learner.compile(
         optimizer=keras.optimizers.SGD(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

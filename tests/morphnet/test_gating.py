@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests.morphnet.models import L
 from trainers.morphnet import (
@@ -15,7 +16,7 @@ from trainers.morphnet import (
     NoSourceError,
     logistic_sigmoid_sample,
 )
-from trainers.morphnet.tfkeras.compat import keras, tf
+from trainers.morphnet.keras3.backend import keras
 
 K = {"conv1": 7, "conv2": 11, "conv3": 10, "conv4": 17}
 CONVS = list(K)

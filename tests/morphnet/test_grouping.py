@@ -14,8 +14,8 @@ from trainers.morphnet import (
     PassThrough,
 )
 from trainers.morphnet.grouping import analyze, handlers_for
-from trainers.morphnet.tfkeras import read_model
-from trainers.morphnet.tfkeras.compat import keras
+from trainers.morphnet.keras3 import read_model
+from trainers.morphnet.keras3.backend import keras
 
 T, F = True, False
 

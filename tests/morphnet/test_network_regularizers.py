@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests.morphnet.models import CASE1_GAMMAS, L, set_gammas, slim_conv, two_conv_concat_two_heads
 from trainers.morphnet import (
@@ -15,7 +16,7 @@ from trainers.morphnet import (
     NoSourceError,
     OpRegularizer,
 )
-from trainers.morphnet.tfkeras.compat import keras, tf
+from trainers.morphnet.keras3.backend import keras
 
 CONVS = ["conv1", "conv2", "conv3", "conv4"]
 

@@ -14,8 +14,8 @@ from trainers.morphnet import (
     Structure,
     StructureError,
 )
+from trainers.morphnet.keras3.backend import keras
 from trainers.morphnet.structure import LayerStructure, remove_common_prefix, save_alive_counts
-from trainers.morphnet.tfkeras.compat import keras
 
 
 def test_structure_of_case1(tmp_path):

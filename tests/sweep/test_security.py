@@ -181,7 +181,7 @@ def test_a_structure_file_cannot_run_code_or_write_elsewhere(tmp_path):
     from trainers.models import build_model
     from trainers.morphnet import Structure
     from trainers.morphnet.errors import StructureError
-    from trainers.morphnet.tfkeras import GammaFlopsRegularizer, apply_structure
+    from trainers.morphnet.keras3 import GammaFlopsRegularizer, apply_structure
 
     model = build_model("zoo:plain", (8, 8, 1), 10, width=8, seed=0)
     structure = GammaFlopsRegularizer(model, 0.1).structure()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainers.morphnet.tfkeras.compat import keras
+from trainers.morphnet.keras3.backend import keras
 
 
 def tiny_dataset(seed: int = 0):

@@ -11,8 +11,8 @@ from trainers.data import load_dataset
 from trainers.errors import TrialConfigError
 from trainers.models import build_model
 from trainers.morphnet import GammaFlopsRegularizer, GroupLassoFlopsRegularizer
-from trainers.morphnet.tfkeras import apply_structure, model_cost
-from trainers.morphnet.tfkeras.compat import keras
+from trainers.morphnet.keras3 import apply_structure, model_cost
+from trainers.morphnet.keras3.backend import keras
 
 
 def test_mnist1d_shapes_labels_and_determinism_by_seed():

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests.trainers.test_trial import CrashAfter
 from tests.trainers.test_trial import config as small_config
@@ -14,11 +15,11 @@ from trainers import trial as trial_module
 from trainers.config import TrialConfig
 from trainers.errors import TrialConfigError
 from trainers.models import build_model
-from trainers.morphnet.tfkeras import add_gating
-from trainers.morphnet.tfkeras.compat import keras, tf
-from trainers.morphnet.tfkeras.gating import LogisticSigmoidGating
+from trainers.morphnet.keras3 import StructureLearner, add_gating
+from trainers.morphnet.keras3.backend import keras
+from trainers.morphnet.keras3.gating import LogisticSigmoidGating
 from trainers.reporting import RecordingReporter
-from trainers.trial import _learner_class, make_regularizer, run_trial
+from trainers.trial import make_regularizer, run_trial
 
 
 @contextlib.contextmanager
@@ -34,23 +35,19 @@ def policy(name):
 def _spy_on_learning(monkeypatch):
     """Record the network and the optimizer each structure-learning run trains."""
     seen: dict = {}
-    real_make_regularizer, real_learner_class = make_regularizer, _learner_class
+    real_make_regularizer, real_compile = make_regularizer, StructureLearner.compile
 
     def spy_make_regularizer(model, config):
         seen["network"] = model
         seen["policy"] = keras.config.dtype_policy().name
         return real_make_regularizer(model, config)
 
-    def spy_learner_class():
-        class Spy(real_learner_class()):
-            def compile(self, **kwargs):
-                super().compile(**kwargs)
-                seen["optimizer"] = self.optimizer
-
-        return Spy
+    def spy_compile(self, **kwargs):
+        real_compile(self, **kwargs)
+        seen["optimizer"] = self.optimizer
 
     monkeypatch.setattr(trial_module, "make_regularizer", spy_make_regularizer)
-    monkeypatch.setattr(trial_module, "_learner_class", spy_learner_class)
+    monkeypatch.setattr(StructureLearner, "compile", spy_compile)
     return seen
 
 
@@ -164,7 +161,7 @@ def test_a_mixed_step_updates_the_weights_as_a_float32_step():
     for name, network in (("float32", full), ("mixed_float16", mixed)):
         with policy(name):
             regularizer = make_regularizer(network, TrialConfig())
-            learner = _learner_class()(network, regularizer, 10.0 / regularizer.seed_cost)
+            learner = StructureLearner(network, regularizer, 10.0 / regularizer.seed_cost)
             # plain SGD: a loss scale left in the gradients (or a loss not scaled) shows as a
             # 32768x too large (or small) step, which Adam's normalisation would hide
             learner.compile(

@@ -10,8 +10,8 @@ import pytest
 from trainers.config import TrialConfig
 from trainers.errors import TrialConfigError, TrialFailed
 from trainers.morphnet import Structure
-from trainers.morphnet.tfkeras import model_cost
-from trainers.morphnet.tfkeras.compat import keras
+from trainers.morphnet.keras3 import model_cost
+from trainers.morphnet.keras3.backend import keras
 from trainers.reporting import RecordingReporter
 from trainers.trial import run_trial
 

@@ -1,7 +1,7 @@
 """MorphNet for Keras 3: learn network structure under a FLOPs, model-size or latency budget.
 
-The pure-Python core (``graph``, ``grouping``, ``costs``, ``structure``) imports no TensorFlow;
-the Keras classes below are imported lazily from ``trainers.morphnet.tfkeras`` on first use.
+The pure-Python core (``graph``, ``grouping``, ``costs``, ``structure``) imports no Keras;
+the Keras classes below are imported lazily from ``trainers.morphnet.keras3`` on first use.
 
     from trainers.morphnet import GammaFlopsRegularizer
     reg = GammaFlopsRegularizer(model, gamma_threshold=1e-2)
@@ -28,6 +28,8 @@ from .widths import channel_map, expand_to_budget, scale_structure, seed_structu
 
 _LAZY = {
     "add_gating",
+    "make_regularizer",
+    "StructureLearner",
     "apply_structure",
     "model_cost",
     "rebuild",
@@ -68,14 +70,16 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from . import tfkeras
+        from . import keras3
 
-        return getattr(tfkeras, name)
+        return getattr(keras3, name)
     raise AttributeError(f"module 'trainers.morphnet' has no attribute {name!r}")
 
 
 __all__ = [
     "add_gating",
+    "make_regularizer",
+    "StructureLearner",
     "apply_structure",
     "model_cost",
     "rebuild",

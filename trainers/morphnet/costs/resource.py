@@ -2,7 +2,7 @@
 
 Every function takes ``(coeffs, is_regularization, a_in, a_out, r_in, r_out, batch_size)`` like
 the original, where the ``a`` are alive counts and the ``r`` sums of regularization vectors. They
-work on Python floats, numpy arrays or TensorFlow tensors: pass ``xp`` (a module with ``where``
+work on Python floats, numpy arrays or tensors of either Keras backend: pass ``xp`` (a module with ``where``
 and ``maximum``) for arrays or tensors.
 
 Bilinear rule: ``cost = c * A_in * A_out`` and ``reg = c * (A_in * R_out + A_out * R_in)``, the

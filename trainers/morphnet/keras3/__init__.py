@@ -1,9 +1,11 @@
-"""The TensorFlow/Keras side of the MorphNet library: reading models, regularizers, gating."""
+"""The Keras 3 side of the MorphNet library (TensorFlow or JAX backend): reading models,
+regularizers, gating, the learner."""
 
 from __future__ import annotations
 
 from .apply import add_gating, apply_structure, cuts_network, model_cost, rebuild, remove_gating
 from .gating import LogisticSigmoidGating, logistic_sigmoid_sample
+from .learner import StructureLearner, make_regularizer
 from .network_regularizers import (
     REGULARIZERS,
     GammaActivationRegularizer,
@@ -42,6 +44,8 @@ from .reader import (
 
 __all__ = [
     "add_gating",
+    "make_regularizer",
+    "StructureLearner",
     "apply_structure",
     "cuts_network",
     "model_cost",

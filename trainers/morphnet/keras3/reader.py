@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ModelNotBuiltError, UnsupportedLayerError
 from ..graph import Graph, LayerInfo, Op, Shape, TensorRef
-from .compat import keras
+from .backend import keras
 
 _DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 

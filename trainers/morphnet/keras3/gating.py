@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from ..errors import ConfigurationError
 from ..graph import TensorRef
-from .compat import keras, tf
+from .backend import f32, in_current_step, keeps_step_tensors, keras, ops, step_value
+from .backend import straight_through as _straight_through
 
 
 def logistic_sigmoid_sample(
@@ -18,27 +21,15 @@ def logistic_sigmoid_sample(
     With ``straight_through`` the forward value is the hard ``1[logits + L > 0]`` and the
     gradient is that of the soft sample. P(gate open) = sigmoid(logits).
     """
-    logits = tf.convert_to_tensor(logits)
-    u = keras.random.uniform(tf.shape(logits), minval=1e-7, maxval=1.0 - 1e-7, seed=seed)
-    noise = tf.math.log(u) - tf.math.log1p(-u)
-    noise = tf.cast(noise, logits.dtype)
-    tau = tf.cast(temperature, logits.dtype)
+    logits = ops.convert_to_tensor(logits)
+    dtype = logits.dtype
+    u = keras.random.uniform(ops.shape(logits), minval=1e-7, maxval=1.0 - 1e-7, seed=seed)
+    noise = ops.cast(ops.log(u) - ops.log1p(-u), dtype)
+    tau = ops.cast(temperature, dtype)
+    soft = ops.sigmoid((logits + noise) / tau)
     if straight_through:
-        return _straight_through(logits, noise, tau)
-    return tf.sigmoid((logits + noise) / tau)
-
-
-@tf.custom_gradient
-def _straight_through(logits: Any, noise: Any, tau: Any) -> Any:
-    z = logits + noise
-    hard = tf.cast(z > 0, logits.dtype)
-
-    def grad(upstream: Any) -> Any:
-        soft = tf.sigmoid(z / tau)
-        d = upstream * soft * (1.0 - soft) / tau
-        return d, d, -tf.reduce_sum(d * z / tau)
-
-    return hard, grad
+        return _straight_through(ops.cast(logits + noise > 0, dtype), soft)
+    return soft
 
 
 class LogisticSigmoidGating(keras.layers.Layer):
@@ -136,44 +127,44 @@ class LogisticSigmoidGating(keras.layers.Layer):
         if self.annealing_rate is None:
             return self.temperature
         step = self.global_step() if callable(self.global_step) else self.global_step
-        step = tf.cast(tf.convert_to_tensor(step), tf.float32)
-        return self.temperature * tf.pow(0.1, step / float(self.annealing_rate))
+        step = ops.cast(ops.convert_to_tensor(step), "float32")
+        return self.temperature * ops.power(0.1, step / float(self.annealing_rate))
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        logits = tf.convert_to_tensor(self.mask_logits)
+        logits = f32(self.mask_logits)
         if training:
             if self.temperature == 0.0 and self.annealing_rate is None:
-                u = keras.random.uniform(tf.shape(logits), 1e-7, 1 - 1e-7, seed=self.seed_generator)
-                mask = tf.cast(logits + tf.math.log(u) - tf.math.log1p(-u) > 0, logits.dtype)
+                u = keras.random.uniform(ops.shape(logits), 1e-7, 1 - 1e-7, seed=self.seed_generator)
+                mask = ops.cast(logits + ops.log(u) - ops.log1p(-u) > 0, "float32")
             else:
                 mask = logistic_sigmoid_sample(
                     logits, self.current_temperature(), self.straight_through, self.seed_generator
                 )
-            object.__setattr__(self, "_last_mask", mask)
-            self.mask_sample.assign(tf.stop_gradient(mask))
+            if keeps_step_tensors():
+                object.__setattr__(self, "_last_mask", mask)
+            # the sample, for the regularizer: on JAX the step's stateless scope keeps the
+            # assigned value, gradient path included, until the step's compute_loss reads it
+            self.mask_sample.assign(mask)
         else:
-            mask = tf.cast(logits > 0, logits.dtype)
+            mask = ops.cast(logits > 0, "float32")
             if self.soft_mask_for_inference:
-                mask = mask * tf.sigmoid(logits)
+                mask = mask * ops.sigmoid(logits)
         if self.keep_first_channel_alive:
-            mask = tf.maximum(mask, tf.one_hot(0, tf.shape(logits)[0], dtype=mask.dtype))
-        return inputs * tf.cast(mask, inputs.dtype)
+            first = ops.convert_to_tensor(np.arange(int(logits.shape[0])) == 0)
+            mask = ops.maximum(mask, ops.cast(first, "float32"))
+        return inputs * ops.cast(mask, inputs.dtype)
 
     def sampled_mask(self) -> Any:
         """The raw gate sample of this training step (before keep-first-channel), for the regularizer.
 
-        Inside the traced or taped step that called the layer this is the very tensor multiplied
-        into the activations, so the term's gradient reaches the logits; elsewhere it is the
-        last sample stored, without gradient.
+        Inside the traced step that called the layer this is the very tensor multiplied into the
+        activations, so the term's gradient reaches the logits (TensorFlow: the tensor the call
+        kept, when it belongs to the graph being traced; JAX: the value the call assigned in the
+        step's stateless scope); elsewhere it is the last sample stored, without gradient.
         """
-        mask = self._last_mask
-        if mask is not None:
-            if tf.executing_eagerly():
-                if not hasattr(mask, "graph"):
-                    return mask
-            elif getattr(mask, "graph", None) is tf.compat.v1.get_default_graph():
-                return mask
-        return tf.convert_to_tensor(self.mask_sample)
+        if in_current_step(self._last_mask):
+            return self._last_mask
+        return f32(step_value(self.mask_sample))
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape

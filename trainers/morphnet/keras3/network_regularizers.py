@@ -1,9 +1,10 @@
 """Network regularizers: the user-facing objects (algorithm x target), spec §1 and §4.
 
 A network regularizer reads a built Keras model once (``read_model``), groups its channels
-(``grouping.analyze``) and precomputes index arrays. ``get_regularization_term()`` and
-``get_cost()`` then evaluate a few vectorized gathers over the current weights, cheap enough to
-run inside every compiled training step.
+(``grouping.analyze``) and precomputes index arrays. ``get_regularization_term()`` then evaluates a few
+vectorized gathers over the current weights with ``keras.ops`` (float32, on the device, cheap
+enough to run inside every compiled training step on either backend); ``get_cost()`` reads the
+alive vectors and computes the exact cost on the host in float64.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..graph import SUPPORTED_OPS
 from ..grouping import ChannelGroups, analyze, handlers_for
 from ..structure import LayerStructure, Structure, graph_fingerprint
 from ..widths import rebuild_structure, structure_cost
-from .compat import tf
+from .backend import f32, ops, to_numpy
 from .op_regularizers import (
     GammaL1Regularizer,
     GroupLassoRegularizer,
@@ -32,11 +33,11 @@ from .op_regularizers import (
 from .reader import LayerHandler, read_model
 
 
-class _TF:
-    """The array namespace the resource functions need, for tensors."""
+class _Ops:
+    """The array namespace the resource functions need, for tensors of either backend."""
 
-    where = staticmethod(tf.where)
-    maximum = staticmethod(tf.maximum)
+    where = staticmethod(ops.where)
+    maximum = staticmethod(ops.maximum)
 
 
 class _Vectors(OpRegularizer):
@@ -144,9 +145,9 @@ class NetworkRegularizer:
         index = np.full((len(members), width), total, dtype=np.int64)
         for k, m in enumerate(members):
             index[k, : len(m)] = m
-        self._group_index = tf.constant(index)
+        self._group_index_np = index
         self._multi = width > 1
-        self._multi_rows = tf.constant(np.array([len(m) > 1 for m in members], dtype=bool))
+        self._multi_rows_np = np.array([len(m) > 1 for m in members], dtype=bool)
 
     def _prepare_costs(self) -> None:
         graph, g = self.graph, self.groups
@@ -191,24 +192,19 @@ class NetworkRegularizer:
                 in_t.append(tensor(("op", ref.producer), g.channel_group[ref.producer]))
         n_unique = len(flat)
         self._n_unique = n_unique
-        self._umap = tf.constant(
-            np.array([u if u >= 0 else n_unique for u in umap], dtype=np.int64)
-        )
-        self._flat_ids = tf.constant(np.concatenate(flat) if flat else np.zeros(0, np.int64))
-        self._flat_seg = tf.constant(np.concatenate(seg) if seg else np.zeros(0, np.int64))
+        self._umap_np = np.array([u if u >= 0 else n_unique for u in umap], dtype=np.int64)
+        self._flat_ids_np = np.concatenate(flat) if flat else np.zeros(0, np.int64)
+        self._flat_seg_np = np.concatenate(seg) if seg else np.zeros(0, np.int64)
         self._static_np = np.array(static, dtype=np.float64)
-        self._static = {dt: tf.constant(self._static_np, dt) for dt in (tf.float32, tf.float64)}
         self._in_t_np, self._out_t_np = np.array(in_t, np.int64), np.array(out_t, np.int64)
-        self._in_t, self._out_t = tf.constant(self._in_t_np), tf.constant(self._out_t_np)
         self._sizes_np = np.array(
             [float(np.asarray(ids).size) for ids in self._tensor_ids(tensors)], dtype=np.float64
         )
         table = coefficients_table([graph.ops[i] for i in cost_ops])
         self._coeffs_np = table
-        self._coeffs = {
-            dt: OpCoefficients(**{k: tf.constant(v, dt) for k, v in vars(table).items()})
-            for dt in (tf.float32, tf.float64)
-        }
+        self._coeffs32_np = OpCoefficients(
+            **{k: np.asarray(v, np.float32) for k, v in vars(table).items()}
+        )
 
     def _tensor_ids(self, tensors: Mapping[tuple[str, int], int]) -> list[np.ndarray]:
         out: list[np.ndarray] = [np.zeros(0)] * len(tensors)
@@ -229,26 +225,27 @@ class NetworkRegularizer:
         raise NotImplementedError
 
     def _combine(self, regs: Sequence[OpRegularizer], reg: Any, alive: Any) -> tuple[Any, Any]:
-        index = self._group_index
-        single_reg = tf.gather(reg, index[:, 0])
-        single_alive = tf.gather(alive, index[:, 0])
+        index = self._group_index_np
+        single_reg = ops.take(reg, index[:, 0], axis=0)
+        single_alive = ops.take(alive, index[:, 0], axis=0)
         if not self._multi:
             return single_reg, single_alive
-        alive_pad = tf.concat([alive, [False]], 0)
-        grouped_alive = tf.reduce_any(tf.gather(alive_pad, index), axis=1)
+        alive_pad = ops.concatenate([alive, ops.zeros((1,), "bool")], 0)
+        grouped_alive = ops.any(ops.take(alive_pad, index, axis=0), axis=1)
         if self.algorithm == "logistic_sigmoid":
             if not all(getattr(r, "is_probabilistic", False) for r in regs):
                 raise ConfigurationError(
                     "ProbabilisticGroupingRegularizer needs probabilistic members; the "
                     "regularizer_decorator must keep is_probabilistic = True on what it returns"
                 )
-            pad = tf.concat([reg, [0.0]], 0)
-            grouped = 1.0 - tf.reduce_prod(1.0 - tf.gather(pad, index), axis=1)
+            pad = ops.concatenate([reg, ops.zeros((1,), "float32")], 0)
+            grouped = 1.0 - ops.prod(1.0 - ops.take(pad, index, axis=0), axis=1)
         else:
-            pad = tf.concat([reg, [np.finfo(np.float32).min]], 0)
-            grouped = tf.reduce_max(tf.gather(pad, index), axis=1)
-        rows = self._multi_rows
-        return tf.where(rows, grouped, single_reg), tf.where(rows, grouped_alive, single_alive)
+            lowest = ops.full((1,), np.finfo(np.float32).min, "float32")
+            pad = ops.concatenate([reg, lowest], 0)
+            grouped = ops.max(ops.take(pad, index, axis=0), axis=1)
+        rows = self._multi_rows_np
+        return ops.where(rows, grouped, single_reg), ops.where(rows, grouped_alive, single_alive)
 
     def group_vectors(self) -> tuple[Any, Any]:
         """(regularization vector, alive vector) of every channel group, in group order."""
@@ -258,8 +255,8 @@ class NetworkRegularizer:
             if self._decorator is not None:
                 r = self._decorator(r, **self._decorator_parameters) or r
             regs.append(r)
-        reg = tf.concat([tf.cast(r.regularization_vector, tf.float32) for r in regs], 0)
-        alive = tf.concat([tf.cast(r.alive_vector, tf.bool) for r in regs], 0)
+        reg = ops.concatenate([f32(r.regularization_vector) for r in regs], 0)
+        alive = ops.concatenate([ops.cast(r.alive_vector, "bool") for r in regs], 0)
         return self._combine(regs, reg, alive)
 
     def get_regularizer(self, op_or_layer: str) -> OpRegularizer | None:
@@ -269,11 +266,10 @@ class NetworkRegularizer:
         if not np.any(ids >= 0):
             return None
         reg, alive = self.group_vectors()
-        safe = tf.constant(np.maximum(ids, 0))
-        has = tf.constant(ids >= 0)
+        safe, has = np.maximum(ids, 0), ids >= 0
         return _Vectors(
-            tf.where(has, tf.gather(reg, safe), 0.0),
-            tf.where(has, tf.gather(alive, safe), True),
+            ops.where(has, ops.take(reg, safe, axis=0), 0.0),
+            ops.where(has, ops.take(alive, safe, axis=0), True),
         )
 
     def _op_index(self, name: str) -> int:
@@ -283,54 +279,76 @@ class NetworkRegularizer:
         return self.graph.resolve([name], "op")[0]
 
     # ----- costs ---------------------------------------------------------------------------
-    def _counts(self, dtype: Any, with_reg: bool) -> tuple[Any, Any, Any, Any]:
+    def _term_counts(self) -> tuple[Any, Any, Any, Any]:
+        """Alive and regularization counts of every costed op's input and output tensor, as
+        float32 tensors on the device (the differentiable side)."""
         reg, alive = self.group_vectors()
-        alive_f = tf.cast(alive, dtype)
         n = self._n_unique
-        a_u = tf.math.unsorted_segment_sum(tf.gather(alive_f, self._flat_ids), self._flat_seg, n)
-        a_t = self._static[dtype] + tf.gather(tf.concat([a_u, [0.0]], 0), self._umap)
-        a_in, a_out = tf.gather(a_t, self._in_t), tf.gather(a_t, self._out_t)
-        if not with_reg:
-            zeros = tf.zeros_like(a_in)
-            return a_in, a_out, zeros, zeros
-        r_u = tf.math.unsorted_segment_sum(tf.gather(reg, self._flat_ids), self._flat_seg, n)
-        r_t = tf.gather(tf.concat([r_u, [0.0]], 0), self._umap)
-        return a_in, a_out, tf.gather(r_t, self._in_t), tf.gather(r_t, self._out_t)
+        alive_f = ops.cast(alive, "float32")
 
-    def _cost_values(
-        self, xp: Any, counts: Sequence[Any], dtype: Any = None, reg: bool = False
-    ) -> Any:
-        coeffs = self._coeffs_np if xp is np else self._coeffs[dtype]
+        def per_tensor(values: Any) -> Any:
+            summed = ops.segment_sum(
+                ops.take(values, self._flat_ids_np, axis=0), self._flat_seg_np, num_segments=n
+            )
+            return ops.take(ops.concatenate([summed, ops.zeros((1,), "float32")], 0), self._umap_np)
+
+        a_t = ops.convert_to_tensor(self._static_np.astype(np.float32)) + per_tensor(alive_f)
+        r_t = per_tensor(reg)
+        take = ops.take
+        return (
+            take(a_t, self._in_t_np),
+            take(a_t, self._out_t_np),
+            take(r_t, self._in_t_np),
+            take(r_t, self._out_t_np),
+        )
+
+    def _alive_counts(self, alive: np.ndarray) -> tuple[Any, Any, Any, Any]:
+        """The alive counts of the same tensors from an alive vector, exactly, on the host."""
+        summed = np.bincount(
+            self._flat_seg_np,
+            weights=alive[self._flat_ids_np].astype(np.float64),
+            minlength=self._n_unique,
+        )
+        a_t = self._static_np + np.append(summed, 0.0)[self._umap_np]
+        zeros = np.zeros(len(self._cost_ops))
+        return a_t[self._in_t_np], a_t[self._out_t_np], zeros, zeros
+
+    def _host_costs(self) -> np.ndarray:
+        _, alive = self.group_vectors()
+        counts = self._alive_counts(to_numpy(alive).astype(bool))
+        return np.asarray(self._cost_values(np, counts), dtype=np.float64)
+
+    def _cost_values(self, xp: Any, counts: Sequence[Any], reg: bool = False) -> Any:
+        if xp is np:
+            coeffs = self._coeffs_np
+        else:
+            coeffs = OpCoefficients(
+                **{k: ops.convert_to_tensor(v) for k, v in vars(self._coeffs32_np).items()}
+            )
         return self.target.function(coeffs, reg, *counts, xp=xp)
 
-    def _selection(self, ops: Sequence[str] | None) -> np.ndarray:
-        if not ops:  # None or empty: every op of the regularized network, as in the original
+    def _selection(self, names: Sequence[str] | None) -> np.ndarray:
+        if not names:  # None or empty: every op of the regularized network, as in the original
             return self._default_mask
-        wanted = set(self.graph.resolve(list(ops), "ops"))
+        wanted = set(self.graph.resolve(list(names), "ops"))
         return np.array([i in wanted for i in self._cost_ops], dtype=bool)
 
-    def _total(self, values: Any, ops: Sequence[str] | None) -> Any:
-        mask = self._selection(ops)
-        return tf.reduce_sum(tf.boolean_mask(values, tf.constant(mask)))
-
-    def get_regularization_term(self, ops: Sequence[str] | None = None) -> Any:
+    def get_regularization_term(self, names: Sequence[str] | None = None) -> Any:
         """Differentiable float32 scalar to add, times a strength, to the training loss.
 
         Args:
-            ops: layer or op names to restrict the sum to; None (or empty) means all.
+            names: layer or op names to restrict the sum to; None (or empty) means all.
         """
-        counts = self._counts(tf.float32, with_reg=True)
-        return self._total(self._cost_values(_TF, counts, tf.float32, reg=True), ops)
+        values = self._cost_values(_Ops, self._term_counts(), reg=True)
+        return ops.sum(ops.where(self._selection(names), values, 0.0))
 
-    def get_cost(self, ops: Sequence[str] | None = None) -> Any:
-        """Cost of the network pruned to its alive channels (float64 scalar; ``float()`` it)."""
-        counts = self._counts(tf.float64, with_reg=False)
-        return self._total(self._cost_values(_TF, counts, tf.float64), ops)
+    def get_cost(self, names: Sequence[str] | None = None) -> float:
+        """Cost of the network pruned to its alive channels, exactly (float64, on the host)."""
+        return float(self._host_costs()[self._selection(names)].sum())
 
     def cost_per_op(self) -> dict[str, float]:
         """Current cost of every costed op of the regularized network, by op name."""
-        counts = self._counts(tf.float64, with_reg=False)
-        values = self._cost_values(_TF, counts, tf.float64).numpy()
+        values = self._host_costs()
         return {
             self.graph.ops[i].name: float(v)
             for i, v, keep in zip(self._cost_ops, values, self._default_mask, strict=True)
@@ -341,7 +359,7 @@ class NetworkRegularizer:
     def alive_vectors(self) -> dict[str, np.ndarray]:
         """Alive channels of every prunable layer (by Keras layer name), as booleans."""
         _, alive = self.group_vectors()
-        alive_np = np.asarray(alive)
+        alive_np = to_numpy(alive)
         out = {}
         for name, info in self.graph.layers.items():
             if info.prunable_op is None:
@@ -524,8 +542,8 @@ class _LogisticSigmoid(NetworkRegularizer):
 
     def _source_regularizer(self, op_index: int) -> OpRegularizer:
         layer = self._layers[self.graph.ops[op_index].layer]
-        logits = tf.convert_to_tensor(layer.mask_logits)
-        mask = tf.cast(logits > 0, tf.float32) if self._inference else layer.sampled_mask()
+        logits = f32(layer.mask_logits)
+        mask = ops.cast(logits > 0, "float32") if self._inference else layer.sampled_mask()
         reg = ProbGatingRegularizer(
             logits,
             mask,
@@ -535,8 +553,8 @@ class _LogisticSigmoid(NetworkRegularizer):
         )
         if layer.keep_first_channel_alive:
             # Channel 0 is always open in the forward pass, so it is alive in the cost too.
-            first = tf.one_hot(0, tf.shape(reg.alive_vector)[0], on_value=True, off_value=False)
-            reg._alive_vector = tf.logical_or(reg.alive_vector, first)
+            first = np.arange(int(reg.alive_vector.shape[0])) == 0
+            reg._alive_vector = ops.logical_or(reg.alive_vector, first)
         return reg
 
 

@@ -25,7 +25,7 @@ from ..widths import (
     raise_widths,
     widths_cost,
 )
-from .compat import keras
+from .backend import keras
 from .gating import LogisticSigmoidGating
 from .reader import LayerHandler, read_model
 
