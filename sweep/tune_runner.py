@@ -131,35 +131,19 @@ def check_storage(config: SweepConfig) -> None:
 _TRIALS_IN_PROCESS = 0  # trials this worker process has begun
 
 
-def grow_gpu_memory() -> None:
-    """Let TensorFlow take GPU memory as it needs it, not all of it at once.
+def _setup_worker(backend: str, cpus: float) -> None:
+    """The worker process for one trial: its Keras backend, threads = its CPUs, GPU memory taken
+    as needed (``trainers.runtime``).
 
-    Several trials may share one GPU (fractional resources), and the driver builds the seed
-    network for its costs on the same machine. Raises RuntimeError once TensorFlow runs.
-    """
-    import tensorflow as tf
-
-    for gpu in tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.set_memory_growth(gpu, True)
-
-
-def _setup_tensorflow(cpus: float) -> None:
-    """TensorFlow for one trial: threads = its CPUs, GPU memory grown as needed.
-
-    Tune reuses a finished trial's worker for the next trial (``reuse_actors``): TensorFlow is
-    then imported and set up already (its settings cannot change once it runs, and every
-    trial of a sweep asks for the same resources), and Keras' state is cleared instead, so
+    Tune reuses a finished trial's worker for the next trial (``reuse_actors``): the backend is
+    then imported and set up already (its settings cannot change once it runs, and every trial of
+    a sweep asks for the same backend and resources), and Keras' state is cleared instead, so
     layer names and graphs start afresh as in a new process.
     """
-    import tensorflow as tf
+    from trainers.runtime import select_backend, setup_device
 
-    try:
-        grow_gpu_memory()
-        threads = max(1, int(cpus))
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-    except RuntimeError:  # a reused worker: TensorFlow already runs with these settings
-        pass
+    select_backend(backend)
+    setup_device(backend, cpus)
     global _TRIALS_IN_PROCESS
     if _TRIALS_IN_PROCESS:  # a fresh worker is left exactly as it starts
         from trainers.morphnet.keras3.backend import keras
@@ -241,9 +225,9 @@ def trainable(config: dict[str, Any], specs: dict[str, dict[str, Any]], cpus: fl
     from trainers.trial import run_trial
 
     entered = time.time()
-    _setup_tensorflow(cpus)
     # a grid sweep passes every trial up front; the adaptive search puts it in the config
     spec = specs.get(config["trial_id"]) or config
+    _setup_worker(str(spec["config"].get("backend", "tensorflow")), cpus)
     output_dir = Path(spec["output_dir"])
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None and not (output_dir / "checkpoint" / "state.json").is_file():
@@ -265,6 +249,20 @@ def trainable(config: dict[str, Any], specs: dict[str, dict[str, Any]], cpus: fl
 
 
 # ----- on the driver -----------------------------------------------------------------------------
+def _setup_driver(backend: str) -> None:
+    """The driver builds the seed network for its costs: on the trials' backend when Keras is not
+    imported yet (a machine with JAX only never needs TensorFlow), else on the one it runs (the
+    costs are computed from the graph and do not depend on it)."""
+    from trainers.errors import TrialConfigError
+    from trainers.runtime import current_backend, select_backend, setup_device
+
+    try:
+        select_backend(backend)
+    except TrialConfigError:
+        pass
+    setup_device(current_backend() or backend)
+
+
 def _tracking_callback(
     tracker: SweepTracker, specs: dict[str, TrialSpec], scheduler: Any = None
 ) -> Any:
@@ -460,10 +458,7 @@ def run_sweep(
         config.artifact_root,
         queue_dir=tracking_queue_path(config),
     )
-    try:
-        grow_gpu_memory()  # the seed costs below build the seed network with TensorFlow
-    except RuntimeError:  # TensorFlow already runs in this process: it keeps its settings
-        pass
+    _setup_driver(str(config.trial.get("backend", "tensorflow")))
     costs = seed_costs(config)
     tracker.log_sweep(config, costs)
     done = tracker.finished_trials()
@@ -605,7 +600,17 @@ def _tune(
         if address:
             ray.init(address=address, log_to_driver=verbose > 1)
         else:
-            ray.init(include_dashboard=False, log_to_driver=verbose > 1)
+            # workers start on the trials' Keras backend (each trial also selects it itself, which
+            # covers clusters started elsewhere)
+            backend = str(config.trial.get("backend", "tensorflow"))
+            env = {"KERAS_BACKEND": backend}
+            if backend == "jax":
+                env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+            ray.init(
+                include_dashboard=False,
+                log_to_driver=verbose > 1,
+                runtime_env={"env_vars": env},
+            )
     trials_dir = config.trials_dir()
     # Every path is absolute; run from the storage path, which outlives a job's working_dir
     # (Ray may delete that when the last trial using it ends, under the driver's feet).

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TrialConfigError
-from .morphnet.algorithms import ALGORITHMS, DEFAULT_THRESHOLDS
+from .morphnet.algorithms import ALGORITHMS, BACKENDS, DEFAULT_THRESHOLDS
 
 TARGETS = ("flops", "model_size", "latency", "activations")
 
@@ -27,8 +27,10 @@ class TrialConfig:
     on a log scale around 1 / initial cost). FiGS trials insert gates with ``gate_temperature``
     and straight-through sampling, and by default regularize the gate probabilities, whose
     gradient is smooth (the sampled mask's gradient is almost always 0 at low temperature).
-    ``jit_compile`` is off by default: XLA compilation costs more than it saves for the short
-    trials of a sweep on CPUs. ``mixed_precision`` computes in float16 with float32 weights
+    ``backend`` is the Keras backend the trial runs on (``tensorflow`` or ``jax``; the same
+    batches and the same MorphNet terms on both). ``jit_compile`` left unset is chosen per backend:
+    off on TensorFlow (XLA compilation costs more than it saves for the short trials of a sweep on
+    CPUs), on for JAX (which runs op by op without it). ``mixed_precision`` computes in float16 with float32 weights
     (Keras' ``mixed_float16`` policy, with loss scaling), which pays off on GPUs only; the
     MorphNet regularizer term and costs are always computed in float32. ``baseline_width``
     skips structure learning and trains the seed network scaled uniformly (the baseline every
@@ -62,7 +64,8 @@ class TrialConfig:
     gate_straight_through: bool = True
     regularize_on_mask: bool = False
     baseline_width: float | None = None
-    jit_compile: bool = False
+    backend: str = "tensorflow"
+    jit_compile: bool | None = None
     mixed_precision: bool = False
     deterministic: bool = True
     output_dir: str = "morphsweep_runs/trial"
@@ -73,6 +76,7 @@ class TrialConfig:
         self._check_types()
         self._choice("algorithm", ALGORITHMS)
         self._choice("target", TARGETS)
+        self._choice("backend", BACKENDS)
         if self.algorithm == "logistic_sigmoid" and self.target == "activations":
             raise TrialConfigError(
                 "algorithm='logistic_sigmoid' has no 'activations' target (as in MorphNet); "

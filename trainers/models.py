@@ -163,7 +163,9 @@ def build_model(
     check_model_spec(spec)
     keras = _keras()
     if seed is not None:
-        keras.utils.set_random_seed(seed)
+        from .morphnet.keras3.backend import set_random_seed
+
+        set_random_seed(seed)
     if spec.startswith("zoo:"):
         return ZOO[spec[4:]](tuple(input_shape), num_classes, width=width)
     if spec.startswith("keras.applications."):

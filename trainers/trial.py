@@ -25,6 +25,7 @@ from .models import build_model, check_model_spec
 from .morphnet.errors import StructureError
 from .morphnet.structure import Structure
 from .reporting import ConsoleReporter, Reporter, write_json
+from .runtime import resolve_jit_compile, select_backend, set_determinism
 
 LEARN, RETRAIN, DONE = "learn", "retrain", "done"
 
@@ -144,6 +145,7 @@ class _Checkpoint:
 
 def _epoch_callback(trial: _Trial, phase: str) -> Any:
     keras = _keras()
+    from .morphnet.keras3.backend import sync_weights
 
     class EpochCallback(keras.callbacks.Callback):  # type: ignore[name-defined,misc]
         def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
@@ -160,10 +162,13 @@ def _epoch_callback(trial: _Trial, phase: str) -> Any:
                 and trial.config.export_every_steps
                 and trial.step % trial.config.export_every_steps == 0
             ):
+                # mid-epoch, a JAX fit holds the weights outside the model's variables
+                sync_weights(self.model)
                 trial.export_structure(final=False)
 
         def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             trial.epoch = epoch
+            trial.train_ds.set_epoch(epoch)  # the epoch's batch order, also when resumed
             self.started = time.perf_counter()
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -201,6 +206,7 @@ class _Trial:
 
     # ----- phases --------------------------------------------------------------------------
     def run(self) -> TrialResult:
+        select_backend(self.config.backend)
         keras = _keras()
         previous = keras.config.dtype_policy()
         if self.config.mixed_precision:
@@ -217,11 +223,11 @@ class _Trial:
         check_model_spec(config.model)
         check_dataset_spec(config.dataset)
         self.out.mkdir(parents=True, exist_ok=True)
-        keras = _keras()
         set_determinism(config.seed, config.deterministic)
         data = load_dataset(config.dataset, config.seed).resized(config.image_size)
         self.data = data
-        self.train_ds, self.val_ds = data.pipelines(config.batch_size, config.seed)
+        self.train_ds, self.val_ds = data.batches(config.batch_size, config.seed)
+        self.jit_compile = resolve_jit_compile(config.jit_compile, config.backend)
         self.seed_model = build_model(
             config.model, data.input_shape, data.num_classes, config.model_width, config.seed
         )
@@ -245,7 +251,9 @@ class _Trial:
             learned_accuracy = (self.state or {}).get("learned_val_accuracy")
         self.learned_accuracy = learned_accuracy
         # the rebuilt network's initial weights depend on the seed only, not on the learning run
-        keras.utils.set_random_seed(config.seed + 1)
+        from .morphnet.keras3.backend import set_random_seed
+
+        set_random_seed(config.seed + 1)
         model = self.rebuild()
         accuracy = self.retrain(model)
         return self.finish(model, accuracy, learned_accuracy)
@@ -295,7 +303,7 @@ class _Trial:
         learner = StructureLearner(network, self.regularizer, self.strength)
         self.optimizer = keras.optimizers.Adam(config.learning_rate)
         learner.compile(
-            jit_compile=config.jit_compile,
+            jit_compile=self.jit_compile,
             optimizer=self.optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
@@ -310,8 +318,9 @@ class _Trial:
             self.initial_term = float(self.state.get("initial_term", self.initial_term))
         if initial < config.epochs:
             learner.fit(
-                self.train_ds,
-                validation_data=self.val_ds,
+                self.train_ds.for_fit(),
+                validation_data=self.val_ds.for_fit(),
+                shuffle=False,  # the batches come in their own seeded order
                 epochs=config.epochs,
                 initial_epoch=initial,
                 verbose=config.verbose,
@@ -439,7 +448,9 @@ class _Trial:
 
     def _evaluate(self, model: Any) -> float:
         started = time.perf_counter()
-        accuracy = float(model.evaluate(self.val_ds, verbose=0, return_dict=True)["accuracy"])
+        accuracy = float(
+            model.evaluate(self.val_ds.for_fit(), verbose=0, return_dict=True)["accuracy"]
+        )
         self.train_seconds += time.perf_counter() - started
         return accuracy
 
@@ -489,13 +500,13 @@ class _Trial:
     def retrain(self, model: Any) -> float:
         config = self.config
         keras = _keras()
-        steps = max(1, int(self.train_ds.cardinality())) * max(config.retrain_epochs, 1)
+        steps = max(1, len(self.train_ds)) * max(config.retrain_epochs, 1)
         schedule = keras.optimizers.schedules.CosineDecay(
             config.retrain_learning_rate, decay_steps=steps
         )
         self.retrain_model, self.retrain_optimizer = model, keras.optimizers.Adam(schedule)
         model.compile(
-            jit_compile=config.jit_compile,
+            jit_compile=self.jit_compile,
             optimizer=self.retrain_optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
@@ -506,8 +517,9 @@ class _Trial:
             initial = int(self.state["epoch"])
         if initial < config.retrain_epochs:
             model.fit(
-                self.train_ds,
-                validation_data=self.val_ds,
+                self.train_ds.for_fit(),
+                validation_data=self.val_ds.for_fit(),
+                shuffle=False,  # the batches come in their own seeded order
                 epochs=config.retrain_epochs,
                 initial_epoch=initial,
                 verbose=config.verbose,
@@ -554,22 +566,6 @@ class _Trial:
         return result
 
 
-def set_determinism(seed: int, deterministic: bool = True) -> None:
-    """Seed Python's, NumPy's and the backend's random draws; TensorFlow's op determinism on or off.
-
-    Op determinism is a process-wide switch: a worker that runs several trials sets it for each
-    (TensorFlow's public API can only turn it on; its config module turns it off too).
-    """
-    keras = _keras()
-    keras.utils.set_random_seed(seed)
-    from tensorflow.python.framework import config as tf_config
-
-    if deterministic:
-        tf_config.enable_op_determinism()
-    else:
-        tf_config.disable_op_determinism()
-
-
 def run_trial(
     config: TrialConfig, reporter: Reporter | None = None, *, resume: bool = True
 ) -> TrialResult:
@@ -582,4 +578,4 @@ def run_trial(
     return _Trial(config, reporter or ConsoleReporter(), resume).run()
 
 
-__all__ = ["Dataset", "TrialResult", "make_regularizer", "run_trial"]
+__all__ = ["Dataset", "TrialResult", "make_regularizer", "run_trial", "set_determinism"]

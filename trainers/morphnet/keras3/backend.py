@@ -16,7 +16,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-BACKENDS = ("tensorflow", "jax")
+from ..algorithms import BACKENDS
 
 try:
     import keras
@@ -117,6 +117,31 @@ def sync_weights(model: Any) -> None:
         sync()
 
 
+def set_random_seed(seed: int) -> None:
+    """``keras.utils.set_random_seed`` without importing TensorFlow on another backend.
+
+    Keras' own seeds TensorFlow whenever it is installed, importing it (seconds, and a GPU
+    machine with JAX only may lack it); this seeds Python, NumPy and Keras' global seed
+    generator, and TensorFlow only when it is the backend.
+    """
+    import random
+
+    import numpy as np
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+
+    seed = int(seed)
+    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        tf.random.set_seed(seed)
+
+
 def to_numpy(x: Any) -> Any:
     return ops.convert_to_numpy(x)
 
@@ -130,6 +155,7 @@ __all__ = [
     "keeps_step_tensors",
     "keras",
     "ops",
+    "set_random_seed",
     "step_value",
     "straight_through",
     "sync_weights",

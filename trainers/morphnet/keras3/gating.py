@@ -13,6 +13,13 @@ from .backend import f32, in_current_step, keeps_step_tensors, keras, ops, step_
 from .backend import straight_through as _straight_through
 
 
+def logistic_noise(shape: Any, seed: Any = None) -> Any:
+    """``L ~ Logistic(0, 1)`` per channel, from ``keras.random`` (each backend draws its own
+    numbers; tests that compare backends replace this function with a fixed noise)."""
+    u = keras.random.uniform(shape, minval=1e-7, maxval=1.0 - 1e-7, seed=seed)
+    return ops.log(u) - ops.log1p(-u)
+
+
 def logistic_sigmoid_sample(
     logits: Any, temperature: Any, straight_through: bool = False, seed: Any = None
 ) -> Any:
@@ -23,8 +30,7 @@ def logistic_sigmoid_sample(
     """
     logits = ops.convert_to_tensor(logits)
     dtype = logits.dtype
-    u = keras.random.uniform(ops.shape(logits), minval=1e-7, maxval=1.0 - 1e-7, seed=seed)
-    noise = ops.cast(ops.log(u) - ops.log1p(-u), dtype)
+    noise = ops.cast(logistic_noise(ops.shape(logits), seed), dtype)
     tau = ops.cast(temperature, dtype)
     soft = ops.sigmoid((logits + noise) / tau)
     if straight_through:
@@ -134,8 +140,8 @@ class LogisticSigmoidGating(keras.layers.Layer):
         logits = f32(self.mask_logits)
         if training:
             if self.temperature == 0.0 and self.annealing_rate is None:
-                u = keras.random.uniform(ops.shape(logits), 1e-7, 1 - 1e-7, seed=self.seed_generator)
-                mask = ops.cast(logits + ops.log(u) - ops.log1p(-u) > 0, "float32")
+                noise = logistic_noise(ops.shape(logits), self.seed_generator)
+                mask = ops.cast(logits + noise > 0, "float32")
             else:
                 mask = logistic_sigmoid_sample(
                     logits, self.current_temperature(), self.straight_through, self.seed_generator

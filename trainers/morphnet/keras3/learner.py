@@ -9,13 +9,14 @@ one class serves TensorFlow and JAX alike.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from ..algorithms import ALGORITHMS, DEFAULT_THRESHOLDS
 from ..costs import TARGETS, Target, latency_target
 from ..errors import ConfigurationError
-from .backend import f32, keras
-from .network_regularizers import REGULARIZERS, NetworkRegularizer
+from .backend import f32, keras, to_numpy
+from .network_regularizers import FAMILIES, REGULARIZERS, NetworkRegularizer
 
 
 def make_regularizer(
@@ -50,17 +51,23 @@ def make_regularizer(
         raise ConfigurationError(
             f"target must be one of {sorted(TARGETS)} or a Target, but got target={target!r}"
         )
-    cls = REGULARIZERS.get((algorithm, key))
-    family = cls.__mro__[1] if cls is not None else None
-    if family is None or family is NetworkRegularizer:
+    named = REGULARIZERS.get((algorithm, key))
+    if named is None:
         raise ConfigurationError(f"{algorithm} has no regularizer for target {key!r}")
     if threshold is None:
         threshold = DEFAULT_THRESHOLDS[algorithm]
+    family = FAMILIES[algorithm]
+    known = set(inspect.signature(family.__init__).parameters) - {"self", "model", "target"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigurationError(
+            f"{algorithm} takes no option {unknown}; its options are {sorted(known)}"
+        )
     if algorithm == "logistic_sigmoid":
         reg = family(model, alive_threshold=threshold, target=resolved, **options)
     else:
         reg = family(model, threshold, target=resolved, **options)
-    reg.name = cls.name  # type: ignore[union-attr]
+    reg.name = named.name
     return reg
 
 
@@ -78,9 +85,25 @@ class StructureLearner(keras.Model):
         super().__init__(**kwargs)
         self.network = network
         self.regularizer = regularizer
-        self.strength = float(strength)
+        # a variable, so a new strength needs no new trace of the compiled step
+        self._strength = self.add_weight(
+            shape=(),
+            dtype="float32",
+            initializer=keras.initializers.Constant(float(strength)),
+            trainable=False,
+            name="strength",
+        )
         self.task_tracker = keras.metrics.Mean(name="task_loss")
         self.reg_tracker = keras.metrics.Mean(name="regularization_loss")
+
+    @property
+    def strength(self) -> float:
+        """The regularization strength (settable between steps, e.g. for a schedule)."""
+        return float(to_numpy(self._strength))
+
+    @strength.setter
+    def strength(self, value: float) -> None:
+        self._strength.assign(float(value))
 
     def call(self, inputs: Any, training: bool = False) -> Any:
         return self.network(inputs, training=training)
@@ -96,7 +119,7 @@ class StructureLearner(keras.Model):
         task = f32(super().compute_loss(x, y, y_pred, sample_weight, training=training))
         if not training:  # evaluation: the task loss alone, as a plain model reports it
             return task
-        reg = self.strength * f32(self.regularizer.get_regularization_term())
+        reg = f32(self._strength) * f32(self.regularizer.get_regularization_term())
         self.task_tracker.update_state(task)
         self.reg_tracker.update_state(reg)
         return task + reg
@@ -104,4 +127,3 @@ class StructureLearner(keras.Model):
     @property
     def metrics(self) -> list[Any]:
         return [*super().metrics, self.task_tracker, self.reg_tracker]
-

@@ -413,7 +413,7 @@ class NetworkRegularizer:
 
 
 # ----- algorithm families --------------------------------------------------------------------
-class _Gamma(NetworkRegularizer):
+class GammaNetworkRegularizer(NetworkRegularizer):
     algorithm = "gamma"
 
     def __init__(
@@ -450,7 +450,7 @@ class _Gamma(NetworkRegularizer):
         return GammaL1Regularizer(layer.gamma, self.gamma_threshold)
 
 
-class _GroupLasso(NetworkRegularizer):
+class GroupLassoNetworkRegularizer(NetworkRegularizer):
     algorithm = "group_lasso"
     _target_key = "flops"
     _conv3d = True
@@ -493,7 +493,7 @@ class _GroupLasso(NetworkRegularizer):
         return GroupLassoRegularizer(kernel, reduce_dims, self.threshold, self.l1_fraction)
 
 
-class _LogisticSigmoid(NetworkRegularizer):
+class LogisticSigmoidNetworkRegularizer(NetworkRegularizer):
     algorithm = "logistic_sigmoid"
     _target_key = "flops"
 
@@ -558,21 +558,21 @@ class _LogisticSigmoid(NetworkRegularizer):
         return reg
 
 
-class GammaFlopsRegularizer(_Gamma):
+class GammaFlopsRegularizer(GammaNetworkRegularizer):
     name = "GammaFlops"
 
 
-class GammaModelSizeRegularizer(_Gamma):
+class GammaModelSizeRegularizer(GammaNetworkRegularizer):
     name = "GammaModelSize"
     _target_key = "model_size"
 
 
-class GammaActivationRegularizer(_Gamma):
+class GammaActivationRegularizer(GammaNetworkRegularizer):
     name = "GammaActivationCount"
     _target_key = "activations"
 
 
-class GammaLatencyRegularizer(_Gamma):
+class GammaLatencyRegularizer(GammaNetworkRegularizer):
     """``GammaLatencyRegularizer(model, gamma_threshold, hardware, batch_size=1, ...)``."""
 
     name = "Latency"
@@ -592,22 +592,22 @@ class GammaLatencyRegularizer(_Gamma):
         )
 
 
-class GroupLassoFlopsRegularizer(_GroupLasso):
+class GroupLassoFlopsRegularizer(GroupLassoNetworkRegularizer):
     name = "GroupLassoFlops"
 
 
-class GroupLassoModelSizeRegularizer(_GroupLasso):
+class GroupLassoModelSizeRegularizer(GroupLassoNetworkRegularizer):
     name = "GroupLassoModelSize"
     _target_key = "model_size"
 
 
-class GroupLassoActivationRegularizer(_GroupLasso):
+class GroupLassoActivationRegularizer(GroupLassoNetworkRegularizer):
     name = "GroupLassoActivationCount"
     _target_key = "activations"
     _conv3d = False
 
 
-class GroupLassoLatencyRegularizer(_GroupLasso):
+class GroupLassoLatencyRegularizer(GroupLassoNetworkRegularizer):
     """``GroupLassoLatencyRegularizer(model, threshold, hardware, batch_size=1, l1_fraction=0, ...)``."""
 
     name = "Latency"
@@ -628,16 +628,16 @@ class GroupLassoLatencyRegularizer(_GroupLasso):
         )
 
 
-class LogisticSigmoidFlopsRegularizer(_LogisticSigmoid):
+class LogisticSigmoidFlopsRegularizer(LogisticSigmoidNetworkRegularizer):
     name = "LogisticSigmoidFlops"
 
 
-class LogisticSigmoidModelSizeRegularizer(_LogisticSigmoid):
+class LogisticSigmoidModelSizeRegularizer(LogisticSigmoidNetworkRegularizer):
     name = "LogisticSigmoidModelSize"
     _target_key = "model_size"
 
 
-class LogisticSigmoidLatencyRegularizer(_LogisticSigmoid):
+class LogisticSigmoidLatencyRegularizer(LogisticSigmoidNetworkRegularizer):
     """``LogisticSigmoidLatencyRegularizer(model, hardware, batch_size=1, regularize_on_mask=True, ...)``."""
 
     name = "LogisticSigmoidLatency"
@@ -660,4 +660,11 @@ REGULARIZERS: dict[tuple[str, str], type[NetworkRegularizer]] = {
     ("logistic_sigmoid", "flops"): LogisticSigmoidFlopsRegularizer,
     ("logistic_sigmoid", "model_size"): LogisticSigmoidModelSizeRegularizer,
     ("logistic_sigmoid", "latency"): LogisticSigmoidLatencyRegularizer,
+}
+
+# the regularizer of each algorithm for any target (a Target given to its constructor)
+FAMILIES: dict[str, type[NetworkRegularizer]] = {
+    "gamma": GammaNetworkRegularizer,
+    "group_lasso": GroupLassoNetworkRegularizer,
+    "logistic_sigmoid": LogisticSigmoidNetworkRegularizer,
 }

@@ -150,7 +150,9 @@ class ConcatRegularizer(OpRegularizer):
         for r in regularizers:
             if r.regularization_vector.shape[0] != r.alive_vector.shape[0]:
                 raise ConfigurationError("a concatenated regularizer has vectors of unequal length")
-        self._regularization_vector = ops.concatenate([r.regularization_vector for r in regularizers], 0)
+        self._regularization_vector = ops.concatenate(
+            [r.regularization_vector for r in regularizers], 0
+        )
         self._alive_vector = ops.concatenate([r.alive_vector for r in regularizers], 0)
 
 
