@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,8 @@ CASES = [
     ("mobilenet", "zoo:mobilenet", (12, 12, 3)),
     ("inception", "zoo:inception", (12, 12, 3)),
     ("resnet1d", "zoo:resnet1d", (24, 2)),
-    ("mobilenetv2", "keras.applications.MobileNetV2", (64, 64, 3)),
-    ("resnet50", "keras.applications.ResNet50", (64, 64, 3)),
+    ("mobilenetv2", "keras.applications.MobileNetV2", (32, 32, 3)),
+    ("resnet50", "keras.applications.ResNet50", (32, 32, 3)),
 ]
 if os.environ.get("PROBE_CASES"):  # a subset, for a quick look by hand
     CASES = [c for c in CASES if c[0] in os.environ["PROBE_CASES"].split(",")]
@@ -168,6 +169,7 @@ def probe(out: Path) -> None:
     results: dict = {}
     arrays: dict[str, np.ndarray] = {}
     for index, (case, _, _) in enumerate(CASES):
+        started = time.perf_counter()
         batch = np.load(out / f"{case}.npz")
         x, y = batch["x"], batch["y"]
         for algorithm in ALGORITHMS:
@@ -188,6 +190,7 @@ def probe(out: Path) -> None:
                 if algorithm == "logistic_sigmoid":
                     network = _gated(network, case)
                 reg = _regularizer(network, algorithm, "flops")
+                step_started = time.perf_counter()
                 name = f"{case}.{BACKEND}.step.keras"
                 weights, delta, logs = _step(network, reg, x, y, out, name)
                 for path, w in weights.items():
@@ -197,6 +200,8 @@ def probe(out: Path) -> None:
                 network = _load(out / name)
                 reg = _regularizer(network, algorithm, "flops")
                 results[f"{case}/step"] = {"algorithm": algorithm, "logs": logs, **_record(reg)}
+                print(f"{case}: step {time.perf_counter() - step_started:.1f} s", file=sys.stderr)
+        print(f"{case}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
     if BACKEND == "jax" and (out / "resnet.keras").is_file():
         results["mid_epoch"] = _mid_epoch(out)
     (out / f"probe.{BACKEND}.json").write_text(json.dumps(results))
@@ -205,7 +210,7 @@ def probe(out: Path) -> None:
 
 def _mid_epoch(out: Path) -> dict:
     """JAX: a structure exported from a callback mid-epoch (after ``sync_weights``) against the
-    one read after a fit stopped at the same step; and whether the variables were purged."""
+    one read after a fit stopped at the same step (``fit`` syncs when it ends)."""
     from trainers.morphnet.keras3 import StructureLearner
     from trainers.morphnet.keras3.backend import keras, sync_weights
 
@@ -233,7 +238,6 @@ def _mid_epoch(out: Path) -> dict:
     class Export(keras.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs=None) -> None:  # noqa: ANN001
             if batch == 1:
-                found["purged"] = any(v._value is None for v in self.model.trainable_variables)
                 sync_weights(self.model)
                 found["exported"] = _record(self.reg)
 
