@@ -1,26 +1,31 @@
-"""GPU check: MorphNet train-step throughput on ResNet50, and a fractional-GPU sweep's efficiency.
+"""GPU check: MorphNet's train step against plain Keras on ResNet50, one trial end to end, and
+the throughput of trials sharing one GPU, on Keras' JAX backend (``--backend tensorflow`` also
+runs it where TensorFlow is installed; JAX needs no TensorFlow, and Ray and MLflow only for the
+sweep part).
 
-Two parts, each in its own process (the sweep's trials then share a GPU that no benchmark holds
-memory on), each with a time limit, so that the check ends within 8 minutes on one NVIDIA GPU:
+Three parts, each in its own process with a time limit, so that the check ends within 6 minutes
+on one NVIDIA GPU, compiles included:
 
-- **steps**: a train step of ``keras.applications.ResNet50`` (weights=None) at 224x224, batch 64,
-  plain Keras against the same network trained with a MorphNet term in the loss
-  (``trainers.morphnet.StructureLearner`` with GammaFlops, GroupLassoFlops and LogisticSigmoid/FiGS,
-  built as the CPU step benchmark builds them; FiGS against the network without gates, which are
-  part of its cost), in float32, then in mixed_float16. Every model of a precision is timed once
-  per round, one after the other, so all see the same load; images/s is the median over rounds.
-- **sweep**: 4 trials at ``gpus: 0.25`` each on a local Ray with a local MLflow SQLite store in a
-  temporary directory, then the same 4 trials with ``max_concurrent: 1``; the parallel
-  efficiency is T1 / (4 x T4), T from the first trial's start to the last trial's last report.
+- **steps**: a train step of ``keras.applications.ResNet50`` (weights=None) at 224x224, batch
+  128, plain Keras against the same network trained with a MorphNet term in the loss
+  (``trainers.morphnet.StructureLearner`` with GammaFlops, GroupLassoFlops and LogisticSigmoid/
+  FiGS; FiGS against the network without gates, which are part of its cost), in float32, then in
+  mixed_bfloat16. Every model of a precision is timed once per round, one after the other, so
+  all see the same load; images/s is the median over rounds.
+- **trial**: one short trial (learn, export, rebuild, retrain) on the GPU, with its structure.
+- **sweep** (when Ray and MLflow are installed): k = 1, 4, 8 trials at once, each with 1/k of
+  the GPU, on a local Ray with a local MLflow SQLite store in a temporary directory; the
+  aggregate throughput is k trials over the span from the first trial's start to the last
+  trial's last report, and its ratio to one trial alone.
 
-``--dry-run`` runs the same code at tiny sizes on the CPU, for the test suite: the zoo's small
-ResNet at 32x32, batch 4, 2 steps (building and tracing ResNet50's step 8 times takes about 10
-minutes on 2 cores: ``--dry-run --model keras.applications.ResNet50`` does it), and a 2-trial
-sweep at ``gpus: 0``. The table is printed and written to ``<out>/gpu_check.csv``. The exit
-status is 2 when no NVIDIA GPU is visible (without ``--dry-run``), 1 when a part failed or ran out
-of time (the table then holds what was measured).
+``--dry-run`` runs the same code at tiny sizes on the CPU, for the test suite (the zoo's plain
+CNN at 32x32, batch 4, 2 steps; a one-epoch trial; k = 1, 2 trials at ``gpus: 0``). The table
+is printed and written to ``<out>/gpu_check.csv``. The exit status is 2 when no NVIDIA GPU is
+visible to the backend (without ``--dry-run``), 1 when a part failed or ran out of time (the
+table then holds what was measured).
 
-    tests/benchmarks/gpu_check.sh [--dry-run] [--out DIR] [--parts steps,sweep] [--model SPEC]
+    tests/benchmarks/gpu_check.sh [--dry-run] [--out DIR] [--parts steps,trial,sweep]
+                                  [--model SPEC] [--backend jax|tensorflow]
 """
 
 from __future__ import annotations
@@ -48,8 +53,9 @@ ALGORITHMS = {
     "group_lasso": "GroupLassoFlops",
     "logistic_sigmoid": "LogisticSigmoidFlops (FiGS)",
 }
-PRECISIONS = ("float32", "mixed_float16")
-FIELDS = ("section", "case", "precision", "value", "unit", "vs_plain", "vs_float32")
+PRECISIONS = ("float32", "mixed_bfloat16")
+PARTS = ("steps", "trial", "sweep")
+FIELDS = ("section", "case", "precision", "value", "unit", "vs_plain", "vs_float32", "vs_one")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,23 +67,22 @@ class Sizes:
     batch: int
     steps: int
     rounds: int
-    trials: int
-    gpus_per_trial: float
+    concurrency: tuple[int, ...]
+    gpu: bool
     trial: dict[str, Any]
-    steps_limit_s: int
-    sweep_limit_s: int
+    limits_s: dict[str, int]
 
 
 GPU = Sizes(
     model="keras.applications.ResNet50",
     image=224,
-    batch=64,
+    batch=128,
     steps=20,
     rounds=3,
-    trials=4,
-    gpus_per_trial=0.25,
-    # small trials: most of a trial is starting TensorFlow and tracing its steps, which is what
-    # 4 trials sharing one GPU (and the CPUs feeding it) must overlap
+    concurrency=(1, 4, 8),
+    gpu=True,
+    # small trials: much of a trial is starting the process and compiling its steps, which is
+    # what trials sharing one GPU (and the CPUs feeding it) must overlap
     trial={
         "model": "zoo:resnet",
         "model_width": 16,
@@ -85,11 +90,10 @@ GPU = Sizes(
         "epochs": 2,
         "retrain_epochs": 1,
         "batch_size": 64,
-        "export_every_steps": 0,
+        "export_every_steps": 20,
     },
-    # with the GPU probe, under 8 minutes in all; the step part ends its rounds in time
-    steps_limit_s=240,
-    sweep_limit_s=210,
+    # with the GPU probe, under 6 minutes in all; the step part ends its rounds in time
+    limits_s={"steps": 150, "trial": 60, "sweep": 140},
 )
 DRY = Sizes(
     model="zoo:plain",
@@ -97,8 +101,8 @@ DRY = Sizes(
     batch=4,
     steps=2,
     rounds=1,
-    trials=2,
-    gpus_per_trial=0.0,
+    concurrency=(1, 2),
+    gpu=False,
     trial={
         "model": "zoo:plain",
         "model_width": 4,
@@ -106,10 +110,9 @@ DRY = Sizes(
         "epochs": 1,
         "retrain_epochs": 1,
         "batch_size": 32,
-        "export_every_steps": 0,
+        "export_every_steps": 4,
     },
-    steps_limit_s=900,
-    sweep_limit_s=600,
+    limits_s={"steps": 900, "trial": 300, "sweep": 600},
 )
 
 
@@ -131,7 +134,8 @@ def _build_case(algorithm: str | None, sizes: Sizes) -> Any:
     from trainers.config import TrialConfig
     from trainers.models import build_model
     from trainers.morphnet.keras3 import StructureLearner, add_gating
-    from trainers.morphnet.keras3.backend import keras
+    from trainers.morphnet.keras3.backend import BACKEND, keras
+    from trainers.runtime import resolve_jit_compile
     from trainers.trial import make_regularizer
 
     # no seed: setting one (tf.random.set_seed) makes every step traced so far trace again
@@ -139,10 +143,11 @@ def _build_case(algorithm: str | None, sizes: Sizes) -> Any:
     if algorithm is not None:
         if algorithm == "logistic_sigmoid":
             model = add_gating(model, seed=0)
-        regularizer = make_regularizer(model, TrialConfig(model=sizes.model, algorithm=algorithm))
+        trial = TrialConfig(model=sizes.model, algorithm=algorithm, backend=BACKEND)
+        regularizer = make_regularizer(model, trial)
         model = StructureLearner(model, regularizer, 1.0 / regularizer.seed_cost)
     model.compile(
-        jit_compile=False,  # as trials compile
+        jit_compile=resolve_jit_compile(None, BACKEND),  # as trials compile
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
@@ -153,15 +158,15 @@ def _build_case(algorithm: str | None, sizes: Sizes) -> Any:
 def _time_steps(model: Any, data: Any, steps: int) -> float:
     """Seconds per train step over one ``fit`` epoch of ``steps`` batches."""
     started = time.perf_counter()
-    model.fit(data, epochs=1, verbose=0)
+    model.fit(data, epochs=1, verbose=0, shuffle=False)
     return (time.perf_counter() - started) / steps
 
 
 def _build_cases(precision: str, sizes: Sizes, data: Any) -> dict[str, Any]:
     """Plain and each MorphNet algorithm under ``precision``, each traced and warmed up."""
-    from trainers.morphnet.keras3.backend import keras
+    from trainers.morphnet.keras3.backend import keras, set_random_seed
 
-    keras.utils.set_random_seed(0)  # here, before any step is traced
+    set_random_seed(0)  # here, before any step is traced
     cases = {}
     for algorithm in (None, *ALGORITHMS):
         name = algorithm or "plain"
@@ -187,14 +192,23 @@ def step_part(sizes: Sizes, out: Path, deadline: float) -> None:
     import gc
 
     import numpy as np
-    import tensorflow as tf
 
     from trainers.morphnet.keras3.backend import keras
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(sizes.batch, sizes.image, sizes.image, 3)).astype(np.float32)
     y = rng.integers(0, 1000, sizes.batch).astype(np.int32)
-    data = tf.data.Dataset.from_tensors((x, y)).repeat(sizes.steps).prefetch(tf.data.AUTOTUNE)
+
+    class SameBatch(keras.utils.PyDataset):  # type: ignore[misc,name-defined]
+        """The one batch, ``sizes.steps`` times an epoch (on every backend)."""
+
+        def __len__(self) -> int:
+            return sizes.steps
+
+        def __getitem__(self, index: int) -> tuple[Any, Any]:
+            return x, y
+
+    data = SameBatch()
     results: list[dict[str, Any]] = []
     for index, precision in enumerate(PRECISIONS):
         started = time.monotonic()
@@ -221,22 +235,60 @@ def step_part(sizes: Sizes, out: Path, deadline: float) -> None:
         gc.collect()
 
 
+# ----- one trial (its own process) --------------------------------------------------------------
+def trial_part(sizes: Sizes, out: Path, deadline: float) -> None:
+    """One trial end to end on the process's backend: learn, export, rebuild, retrain."""
+    from trainers.config import TrialConfig
+    from trainers.reporting import ConsoleReporter
+    from trainers.runtime import current_backend
+    from trainers.trial import run_trial
+
+    with tempfile.TemporaryDirectory(prefix="morphsweep-gpu-check-") as tmp:
+        config = TrialConfig.from_dict(
+            {
+                **sizes.trial,
+                "backend": current_backend() or os.environ.get("KERAS_BACKEND", "jax"),
+                "multiplier": 30.0,
+                "output_dir": tmp,
+                "verbose": 0,
+            }
+        )
+        started = time.perf_counter()
+        result = run_trial(config, ConsoleReporter(stream=open(os.devnull, "w")), resume=False)
+        seconds = time.perf_counter() - started
+        structure = json.loads(Path(result.structure_path).read_text())
+        exports = len(list((Path(tmp) / "structures").glob("structure_*.json")))
+    widths = {name: layer["alive"] for name, layer in structure["layers"].items()}
+    print(f"  trial structure ({exports} exports): {json.dumps(widths)}", flush=True)
+    out.write_text(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "train_seconds": result.train_seconds,
+                "cost_fraction": result.rebuilt_cost / result.seed_cost,
+                "accuracy": result.retrained_val_accuracy,
+                "exports": exports,
+            }
+        )
+    )
+
+
 # ----- the sweep (its own process) ---------------------------------------------------------------
-def _sweep_config(sizes: Sizes, name: str, workdir: Path, concurrent: int) -> Any:
+def _sweep_config(sizes: Sizes, name: str, workdir: Path, concurrent: int, backend: str) -> Any:
     from sweep.config import load_sweep_config
 
-    cpus = 1 if sizes.gpus_per_trial == 0 else max(1, min(4, (os.cpu_count() or 4) // 4))
+    cpus = max(1, min(4, (os.cpu_count() or 4) // max(concurrent, 1))) if sizes.gpu else 1
     return load_sweep_config(
         {
             "name": name,
-            "trial": sizes.trial,
+            "trial": {**sizes.trial, "backend": backend},
             "algorithms": ["gamma"],
             "targets": ["flops"],
             # one strength, one trial per seed: every trial does the same work
             "strengths": {"decades_below": 0, "decades_above": 0, "points_per_decade": 1},
-            "seeds": list(range(sizes.trials)),
+            "seeds": list(range(concurrent)),
             "baseline": {"widths": []},
-            "resources": {"cpus": cpus, "gpus": sizes.gpus_per_trial},
+            "resources": {"cpus": cpus, "gpus": round(1.0 / concurrent, 4) if sizes.gpu else 0},
             "max_concurrent": concurrent,
             "retries": 0,
             "early_stop": "off",
@@ -249,45 +301,60 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(f"stopped by signal {signum}")
 
 
+def sweep_missing() -> str | None:
+    """What the sweep part lacks (Ray or MLflow), or None."""
+    import importlib.util
+
+    missing = [m for m in ("ray", "mlflow") if importlib.util.find_spec(m) is None]
+    return f"{' and '.join(missing)} not installed" if missing else None
+
+
 def sweep_part(sizes: Sizes, out: Path, deadline: float) -> None:
-    """Run the sweep at full concurrency, then one trial at a time, writing the times to ``out``
-    after each (the driver enforces the deadline: it stops this process with SIGTERM)."""
+    """Run k trials at once for each k, writing the times to ``out`` after each (the driver
+    enforces the deadline: it stops this process with SIGTERM)."""
     import ray
 
     from sweep.tune_runner import run_sweep
 
+    backend = os.environ.get("KERAS_BACKEND", "jax")
     # stopped for time, the finally below still shuts Ray down and removes the stores
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     workdir = Path(tempfile.mkdtemp(prefix="morphsweep-gpu-check-"))
-    results: dict[str, Any] = {"trials": sizes.trials, "gpus_per_trial": sizes.gpus_per_trial}
+    results: dict[str, Any] = {"gpu": sizes.gpu}
     try:
-        for concurrent in (sizes.trials, 1):
-            config = _sweep_config(sizes, f"gpu-check-c{concurrent}", workdir, concurrent)
+        for k in sizes.concurrency:
+            config = _sweep_config(sizes, f"gpu-check-k{k}", workdir, k, backend)
             started = time.perf_counter()
             summary = run_sweep(config, verbose=0)
             wall = time.perf_counter() - started
-            if summary["ran"] != sizes.trials:
-                raise RuntimeError(f"{summary['ran']} of {sizes.trials} trials ran: {summary}")
+            if summary["ran"] != k:
+                raise RuntimeError(f"{summary['ran']} of {k} trials ran: {summary}")
             span = float(summary.get("timing", {}).get("trials_span_seconds") or 0.0)
             # the trials' span leaves out starting Ray and publishing the front; without it
             # (no trial reported its training time) the sweep's wall time stands in
-            results[f"c{concurrent}"] = {"seconds": span or wall, "wall_seconds": wall}
+            results[f"k{k}"] = {"seconds": span or wall, "wall_seconds": wall}
             out.write_text(json.dumps(results))
-            print(f"  {sizes.trials} trials, max_concurrent {concurrent}: {span or wall:.1f} s")
+            print(f"  {k} trials at once: {span or wall:.1f} s", flush=True)
     finally:
         ray.shutdown()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 # ----- the driver: the GPU probe, the parts in subprocesses, the table ---------------------------
-def gpu_missing() -> str | None:
-    """Why no NVIDIA GPU is visible (one line), or None when TensorFlow lists one."""
+def gpu_missing(backend: str) -> str | None:
+    """Why no NVIDIA GPU is visible to ``backend`` (one line), or None when it lists one."""
     if shutil.which("nvidia-smi") is None:
         return "nvidia-smi is not installed"
     listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False)
     if listed.returncode != 0 or "GPU" not in listed.stdout:
         return "nvidia-smi lists no GPU"
-    code = "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))"
+    if backend == "jax":
+        code = (
+            "import jax\ntry:\n    print(len(jax.devices('gpu')))\n"
+            "except RuntimeError:\n    print(0)"
+        )
+    else:
+        code = "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))"
     probe = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -296,7 +363,7 @@ def gpu_missing() -> str | None:
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     if probe.returncode != 0 or probe.stdout.split()[-1:] in ([], ["0"]):
-        return "TensorFlow lists no GPU device (check CUDA_VISIBLE_DEVICES and the CUDA libraries)"
+        return f"{backend} lists no GPU device (check CUDA_VISIBLE_DEVICES and its CUDA libraries)"
     return None
 
 
@@ -306,11 +373,17 @@ def _run_part(part: str, args: argparse.Namespace, limit: int, out: Path) -> str
     command += ["--limit", str(limit)]
     command += ["--dry-run"] if args.dry_run else []
     command += ["--model", args.model] if args.model else []
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
-    if part == "sweep":
-        # the sweep's driver builds the seed model for its costs: it must not take the memory
-        # the trials sharing the GPU need (TensorFlow maps nearly all of it by default)
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": args.backend,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if part != "steps":
+        # the sweep's driver builds the seed model for its costs, and trials share the GPU:
+        # none may take the memory the others need (both backends map most of it by default)
         env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     print(f"{part}: running (limit {limit} s)", flush=True)
     started = time.perf_counter()
     # a session of its own: on timeout the part and what it started (Ray) are stopped together
@@ -337,14 +410,18 @@ def _stop_group(process: subprocess.Popen) -> None:
 
 
 def _row(case: str, precision: str, value: float, unit: str, **ratios: Any) -> dict[str, Any]:
-    section = "step" if unit == "images/s" else "sweep"
+    section = {"images/s": "step", "trials/min": "sweep"}.get(unit, "trial")
     row = {"section": section, "case": case, "precision": precision, "value": round(value, 3)}
-    return {**row, "unit": unit, "vs_plain": "", "vs_float32": "", **ratios}
+    return {**row, "unit": unit, "vs_plain": "", "vs_float32": "", "vs_one": "", **ratios}
 
 
-def table_rows(steps: list[dict[str, Any]], sweep: dict[str, Any] | None) -> list[dict[str, Any]]:
+def table_rows(
+    steps: list[dict[str, Any]],
+    sweep: dict[str, Any] | None,
+    trial: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """One row per measurement; a step's ratios are to plain Keras in the same precision and to
-    the same case in float32."""
+    the same case in float32; k trials' throughput is also given against one trial alone."""
     speed = {(r["case"], r["precision"]): r["images_per_s"] for r in steps}
     rows = []
     for (case, precision), value in speed.items():
@@ -355,16 +432,21 @@ def table_rows(steps: list[dict[str, Any]], sweep: dict[str, Any] | None) -> lis
             "vs_float32": round(value / float32, 3) if float32 else "",
         }
         rows.append(_row(label, precision, value, "images/s", **ratios))
+    if trial is not None:
+        rows.append(_row("one trial end to end", "float32", trial["seconds"], "s"))
+        rows.append(_row("one trial: rebuilt cost / seed cost", "", trial["cost_fraction"], ""))
+        rows.append(_row("one trial: retrained val accuracy", "", trial["accuracy"], ""))
     if sweep is None:
         return rows
-    n, gpus = int(sweep["trials"]), sweep["gpus_per_trial"]
-    for concurrent in (n, 1):
-        if f"c{concurrent}" in sweep:
-            case = f"{n} trials, max_concurrent {concurrent}, gpus {gpus:g} each"
-            rows.append(_row(case, "float32", sweep[f"c{concurrent}"]["seconds"], "s"))
-    if f"c{n}" in sweep and "c1" in sweep:
-        efficiency = sweep["c1"]["seconds"] / (n * sweep[f"c{n}"]["seconds"])
-        rows.append(_row(f"parallel efficiency T1/({n}*T{n})", "", efficiency, ""))
+    ks = sorted(int(key[1:]) for key in sweep if key.startswith("k") and key[1:].isdigit())
+    one = ks[0] == 1 and 60.0 / sweep["k1"]["seconds"] if ks else None
+    for k in ks:
+        throughput = 60.0 * k / sweep[f"k{k}"]["seconds"]
+        share = f"gpus {1 / k:.3g} each" if sweep.get("gpu") else "CPU"
+        ratio = {"vs_one": round(throughput / one, 3)} if one else {}
+        rows.append(
+            _row(f"{k} trials at once, {share}", "float32", throughput, "trials/min", **ratio)
+        )
     return rows
 
 
@@ -381,9 +463,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes, on the CPU")
     parser.add_argument("--out", default="morphsweep_runs/bench", help="where gpu_check.csv goes")
-    parser.add_argument("--parts", default="steps,sweep", help="steps, sweep, or both")
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help="a comma-separated choice of steps, trial, sweep"
+    )
     parser.add_argument("--model", help="the step part's network (default ResNet50)")
-    parser.add_argument("--part", choices=("steps", "sweep"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--backend", choices=("jax", "tensorflow"), default="jax", help="Keras backend (jax)"
+    )
+    parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=float, default=1e9, help=argparse.SUPPRESS)
     return parser
@@ -397,32 +484,33 @@ def main(argv: list[str] | None = None) -> int:
         sizes = dataclasses.replace(sizes, model=args.model)
     if args.part:  # inside a part's own process
         deadline = time.monotonic() + args.limit - 15
-        (step_part if args.part == "steps" else sweep_part)(sizes, Path(args.json), deadline)
+        run = {"steps": step_part, "trial": trial_part, "sweep": sweep_part}[args.part]
+        run(sizes, Path(args.json), deadline)
         return 0
     parts = [p for p in args.parts.split(",") if p]
-    if not parts or set(parts) - {"steps", "sweep"}:
-        parser.error(f"--parts must name steps, sweep or both, but got --parts={args.parts!r}")
-    why = None if args.dry_run else gpu_missing()
+    if not parts or set(parts) - set(PARTS):
+        parser.error(
+            f"--parts must name some of {', '.join(PARTS)}, but got --parts={args.parts!r}"
+        )
+    why = None if args.dry_run else gpu_missing(args.backend)
     if why:
         message = f"no NVIDIA GPU visible ({why}); run it on a GPU machine, or pass --dry-run"
         print(f"gpu_check: {message}", file=sys.stderr)
         return NO_GPU
     problems: list[str] = []
-    steps: list[dict[str, Any]] = []
-    sweep: dict[str, Any] | None = None
+    found: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for part in parts:
+            if part == "sweep" and sweep_missing():
+                print(f"sweep: skipped ({sweep_missing()})", flush=True)
+                continue
             result = Path(tmp) / f"{part}.json"
-            limit = sizes.steps_limit_s if part == "steps" else sizes.sweep_limit_s
-            problem = _run_part(part, args, limit, result)
+            problem = _run_part(part, args, sizes.limits_s[part], result)
             if problem:
                 problems.append(f"{part} {problem}")
             if result.is_file():  # what a part measured before it failed or ran out of time
-                if part == "steps":
-                    steps = json.loads(result.read_text())
-                else:
-                    sweep = json.loads(result.read_text())
-    rows = table_rows(steps, sweep)
+                found[part] = json.loads(result.read_text())
+    rows = table_rows(found.get("steps", []), found.get("sweep"), found.get("trial"))
     print_table(rows, problems)
     path = Path(args.out) / "gpu_check.csv"
     path.parent.mkdir(parents=True, exist_ok=True)

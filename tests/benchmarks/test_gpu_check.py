@@ -1,4 +1,5 @@
-"""tests/benchmarks/gpu_check.sh: its CPU dry run measures every part; without a GPU it exits 2."""
+"""tests/benchmarks/gpu_check.sh: its CPU dry run measures every part on JAX in a process that
+cannot import TensorFlow (what a GPU machine with JAX alone has); without a GPU it exits 2."""
 
 from __future__ import annotations
 
@@ -35,19 +36,25 @@ def _gpu_check():
 
 
 @pytest.mark.slow
-def test_the_dry_run_measures_steps_and_the_sweep(tmp_path):
+def test_the_dry_run_measures_every_part_without_tensorflow(tmp_path):
+    blocked = tmp_path / "blocked" / "tensorflow"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text('raise ImportError("tensorflow is blocked here")\n')
+    env = {**os.environ, "CI": "1", "PYTHONPATH": f"{blocked.parent}{os.pathsep}{ROOT}"}
+    env.pop("KERAS_BACKEND", None)
+    out = tmp_path / "out"
     done = subprocess.run(
-        ["bash", str(SCRIPT), "--dry-run", "--out", str(tmp_path)],
+        ["bash", str(SCRIPT), "--dry-run", "--out", str(out)],
         cwd=ROOT,
-        env={**os.environ, "CI": "1"},
+        env=env,
         capture_output=True,
         text=True,
         timeout=1800,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    rows = list(csv.DictReader((tmp_path / "gpu_check.csv").open()))
+    rows = list(csv.DictReader((out / "gpu_check.csv").open()))
     steps = [r for r in rows if r["unit"] == "images/s"]
-    # plain Keras and the three MorphNet regularizers, each in float32 and mixed precision
+    # plain Keras and the three MorphNet regularizers, each in float32 and bfloat16
     assert {(r["case"], r["precision"]) for r in steps} == {
         (case, precision)
         for case in (
@@ -56,14 +63,20 @@ def test_the_dry_run_measures_steps_and_the_sweep(tmp_path):
             "MorphNet GroupLassoFlops",
             "MorphNet LogisticSigmoidFlops (FiGS)",
         )
-        for precision in ("float32", "mixed_float16")
+        for precision in ("float32", "mixed_bfloat16")
     }
     assert all(float(r["value"]) > 0 and float(r["vs_plain"]) > 0 for r in steps)
-    efficiency = [r for r in rows if r["case"] == "parallel efficiency T1/(2*T2)"]
-    assert len(efficiency) == 1
-    assert math.isfinite(float(efficiency[0]["value"])) and float(efficiency[0]["value"]) > 0
-    # the printed table is the one written
-    assert "images/s" in done.stdout and "parallel efficiency T1/(2*T2)" in done.stdout
+    trial = {r["case"]: float(r["value"]) for r in rows if r["section"] == "trial"}
+    assert trial["one trial end to end"] > 0
+    assert 0 < trial["one trial: rebuilt cost / seed cost"] <= 1
+    assert 0 <= trial["one trial: retrained val accuracy"] <= 1
+    sweep = {r["case"]: r for r in rows if r["unit"] == "trials/min"}
+    assert set(sweep) == {"1 trials at once, CPU", "2 trials at once, CPU"}
+    assert float(sweep["1 trials at once, CPU"]["vs_one"]) == 1.0
+    assert math.isfinite(float(sweep["2 trials at once, CPU"]["vs_one"]))
+    # the printed table is the one written, and the trial printed its structure
+    assert "images/s" in done.stdout and "2 trials at once, CPU" in done.stdout
+    assert "trial structure (" in done.stdout
     assert "PROBLEM" not in done.stdout
 
 
@@ -85,22 +98,25 @@ def test_without_a_gpu_it_exits_2_saying_so(tmp_path, command):
     assert not (tmp_path / "gpu_check.csv").exists()
 
 
-def test_the_table_holds_the_ratios_and_the_efficiency():
+def test_the_table_holds_the_ratios_and_the_throughputs():
     gpu_check = _gpu_check()
     steps = [
         {"case": "plain", "precision": "float32", "images_per_s": 100.0},
         {"case": "gamma", "precision": "float32", "images_per_s": 90.0},
-        {"case": "plain", "precision": "mixed_float16", "images_per_s": 200.0},
-        {"case": "gamma", "precision": "mixed_float16", "images_per_s": 170.0},
+        {"case": "plain", "precision": "mixed_bfloat16", "images_per_s": 200.0},
+        {"case": "gamma", "precision": "mixed_bfloat16", "images_per_s": 170.0},
     ]
-    sweep = {"trials": 4, "gpus_per_trial": 0.25, "c4": {"seconds": 50.0}, "c1": {"seconds": 160.0}}
-    rows = {(r["case"], r["precision"]): r for r in gpu_check.table_rows(steps, sweep)}
-    gamma = rows[("MorphNet GammaFlops", "mixed_float16")]
+    sweep = {"gpu": True, "k1": {"seconds": 60.0}, "k4": {"seconds": 80.0}}
+    trial = {"seconds": 30.0, "cost_fraction": 0.5, "accuracy": 0.9}
+    rows = {(r["case"], r["precision"]): r for r in gpu_check.table_rows(steps, sweep, trial)}
+    gamma = rows[("MorphNet GammaFlops", "mixed_bfloat16")]
     # against plain Keras in the same precision, and against itself in float32
     assert gamma["vs_plain"] == 0.85 and gamma["vs_float32"] == pytest.approx(1.889)
-    # T1 / (4 x T4)
-    assert rows[("parallel efficiency T1/(4*T4)", "")]["value"] == 0.8
-    assert rows[("4 trials, max_concurrent 4, gpus 0.25 each", "float32")]["value"] == 50.0
-    # a sweep cut short before its serial run has no efficiency row
-    partial = gpu_check.table_rows([], {k: v for k, v in sweep.items() if k != "c1"})
-    assert [r["case"] for r in partial] == ["4 trials, max_concurrent 4, gpus 0.25 each"]
+    # 4 trials in 80 s: 3 trials/min, 3x one trial alone (1 trial/min)
+    four = rows[("4 trials at once, gpus 0.25 each", "float32")]
+    assert four["value"] == 3.0 and four["vs_one"] == 3.0
+    assert rows[("one trial end to end", "float32")]["value"] == 30.0
+    assert rows[("one trial: rebuilt cost / seed cost", "")]["value"] == 0.5
+    # a sweep cut short before one trial alone ran has no ratio
+    partial = gpu_check.table_rows([], {"gpu": True, "k4": {"seconds": 80.0}})
+    assert [(r["case"], r["vs_one"]) for r in partial] == [("4 trials at once, gpus 0.25 each", "")]
