@@ -46,18 +46,15 @@ def seed_costs(config: SweepConfig) -> dict[str, float]:
     from trainers.data import load_dataset
     from trainers.models import build_model
     from trainers.morphnet.keras3 import read_model
-    from trainers.morphnet.widths import seed_structure, structure_cost
+    from trainers.morphnet.widths import seed_cost
     from trainers.trial import target_of
 
     base = TrialConfig.from_dict(dict(config.trial))
     data = load_dataset(base.dataset, base.seed).resized(base.image_size)
     model = build_model(base.model, data.input_shape, data.num_classes, base.model_width, base.seed)
     graph, _ = read_model(model)
-    structure = seed_structure(graph)
-    costs = {}
-    for target in config.targets:
-        costs[target] = structure_cost(graph, structure, target_of(base.replace(target=target)))
-    return costs
+    # the same definition a single trial divides its multiplier by
+    return {t: seed_cost(graph, target_of(base.replace(target=t))) for t in config.targets}
 
 
 def fmt_multiplier(x: float) -> str:

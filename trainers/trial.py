@@ -235,9 +235,10 @@ class _Trial:
 
         self.seed_graph, _ = read_model(self.seed_model)
         self.target = target_of(config)
-        from .morphnet.widths import structure_cost
+        from .morphnet.widths import seed_cost
 
-        self.seed_cost = structure_cost(self.seed_graph, self._seed_structure(), self.target)
+        # what strength = multiplier / seed cost divides by, here and in a sweep's driver
+        self.seed_cost = seed_cost(self.seed_graph, self.target)
         phase = (self.state or {}).get("phase", LEARN)
         learned_accuracy = None
         if phase == LEARN:
@@ -294,9 +295,7 @@ class _Trial:
         self.network = network
         self.regularizer = make_regularizer(network, config)
         self.strength = (
-            config.strength
-            if config.strength is not None
-            else config.multiplier / self.regularizer.seed_cost
+            config.strength if config.strength is not None else config.multiplier / self.seed_cost
         )  # type: ignore[operator]
         from .morphnet.keras3 import StructureLearner
 

@@ -220,3 +220,37 @@ def test_a_save_killed_midway_leaves_the_last_checkpoint_whole(tmp_path, monkeyp
     ckpt.restore(restored, keras.optimizers.Adam(1e-3))
     for got, want in zip(restored.get_weights(), first, strict=True):
         np.testing.assert_array_equal(got, want + 1.0)
+
+
+def test_a_multiplier_means_the_same_in_a_trial_and_in_a_sweep(tmp_path):
+    """strength = multiplier / seed cost, with the seed cost the sweep's driver computes."""
+    from sweep.config import load_sweep_config
+    from sweep.space import seed_costs
+    from trainers.models import build_model
+    from trainers.morphnet.keras3 import read_model
+    from trainers.morphnet.widths import seed_cost
+    from trainers.trial import target_of
+
+    trial = {**SMALL, "model": "zoo:resnet", "epochs": 1, "retrain_epochs": 1}
+    trial.pop("verbose")
+    sweep = load_sweep_config(
+        {
+            "name": "m",
+            "trial": trial,
+            "algorithms": ["group_lasso"],
+            "targets": ["model_size", "latency"],
+            "workdir": str(tmp_path / "w"),
+        }
+    )
+    driver = seed_costs(sweep)
+    for target in ("model_size", "latency"):
+        cfg = config(tmp_path / target, model="zoo:resnet", epochs=1, target=target, multiplier=7.0)
+        cfg = cfg.replace(algorithm="group_lasso")
+        result = run_trial(cfg, RecordingReporter())
+        assert result.seed_cost == driver[target]
+        assert result.strength == pytest.approx(7.0 / driver[target], rel=1e-12)
+    # the definition: the exact cost of the full-width seed network
+    model = build_model("zoo:resnet", (16, 16, 3), 4, 8, 0)
+    graph, _ = read_model(model)
+    target = target_of(TrialConfig(target="model_size"))
+    assert seed_cost(graph, target) == model_cost(model, target)

@@ -311,6 +311,16 @@ def keep_full_width(structure: Structure, names: set[str]) -> Structure:
     )
 
 
+def seed_cost(graph: Graph, target: Target) -> float:
+    """The seed network's cost for ``target``: the exact cost of its full-width structure.
+
+    The one definition the strength multiplier divides by (``strength = multiplier / seed
+    cost``), in a sweep's driver and in a single trial alike; it counts every op of the network
+    (a regularizer's own ``seed_cost`` counts only the ops its groups reach).
+    """
+    return structure_cost(graph, seed_structure(graph), target)
+
+
 def seed_structure(graph: Graph) -> Structure:
     """The structure that keeps every channel of every prunable layer but the output layers.
 
