@@ -6,10 +6,11 @@ the median over rounds, with the lowest and highest round beside it.
 
 - **train step**: a structure-learning step (task loss + strength x MorphNet term, its gradient
   and the optimizer update) over a plain Keras step of the same network, batch and optimizer,
-  for each algorithm. FiGS is compared with the plain network without gates: the gates are
-  part of what it costs.
-- **term / forward**: one evaluation of the regularizer term (and the term with its gradient)
-  over one forward pass at the same batch, both compiled.
+  for each algorithm, on each Keras backend of ``--backends`` (TensorFlow and JAX; each in its
+  own process, its rows' case named ``<model> [<backend>]``). FiGS is compared with the plain
+  network without gates: the gates are part of what it costs.
+- **term / forward** (TensorFlow): one evaluation of the regularizer term (and the term with its
+  gradient) over one forward pass at the same batch, both compiled.
 - **sweep**: the same 8 small trials on a local Ray with 1 and with 2 trials at once (1 CPU
   each): parallel efficiency ``T1 / (2 T2)``, T from the first trial's start to the last one's
   last report; and the time a trial spends outside training (the driver's view of the trial
@@ -24,6 +25,7 @@ the median over rounds, with the lowest and highest round beside it.
 The table is printed and written to ``<out>/bench.csv``.
 
     .venv/bin/python tests/benchmarks/bench.py [--sections steps,sweep,demo] [--rounds 11]
+                                               [--backends tensorflow,jax]
 """
 
 from __future__ import annotations
@@ -112,20 +114,21 @@ def _log(message: str) -> None:
 
 # ----- train step and term -------------------------------------------------------------------
 def _data(side: int, batch: int, steps: int) -> Any:
-    import tensorflow as tf
+    from trainers.data import Batches
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch * steps, side, side, 3)).astype(np.float32)
     y = rng.integers(0, 10, batch * steps).astype(np.int32)
-    # in memory already: batching and prefetching cost the same to every variant
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).prefetch(2)
+    # in memory already, fed as trials feed it: the same cost to every variant
+    return Batches(x, y, batch).for_fit()
 
 
 def _compile(model: Any) -> None:
-    from trainers.morphnet.keras3.backend import keras
+    from trainers.morphnet.keras3.backend import BACKEND, keras
+    from trainers.runtime import resolve_jit_compile
 
     model.compile(
-        jit_compile=False,  # as trials compile
+        jit_compile=resolve_jit_compile(None, BACKEND),  # as trials compile
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
@@ -136,6 +139,7 @@ def _networks(spec: str, side: int) -> dict[str, tuple[Any, Any]]:
     from trainers.config import TrialConfig
     from trainers.models import build_model
     from trainers.morphnet.keras3 import StructureLearner, add_gating
+    from trainers.morphnet.keras3.backend import BACKEND
     from trainers.trial import make_regularizer
 
     shape = (side, side, 3)
@@ -144,7 +148,7 @@ def _networks(spec: str, side: int) -> dict[str, tuple[Any, Any]]:
         network = build_model(spec, shape, 10, 32, 0)
         if algorithm == "logistic_sigmoid":
             network = add_gating(network, seed=0, temperature=0.5, straight_through=True)
-        config = TrialConfig(model=spec, algorithm=algorithm)
+        config = TrialConfig(model=spec, algorithm=algorithm, backend=BACKEND)
         reg = make_regularizer(network, config)
         nets[algorithm] = (StructureLearner(network, reg, 1.0 / reg.seed_cost), reg)
     for model, _ in nets.values():
@@ -169,39 +173,47 @@ def _interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, li
 def bench_steps(
     rounds: int, batch: int, round_seconds: float, models: list[str] | None = None
 ) -> list[Row]:
-    import tensorflow as tf
-
-    from trainers.morphnet.keras3.backend import keras
+    from trainers.morphnet.keras3.backend import BACKEND, keras
 
     rows: list[Row] = []
     for name in models or list(MODELS):
         spec, side = MODELS[name]
+        case = f"{name} [{BACKEND}]"
         _log(f"train step: building {name} (plain + {len(ALGORITHMS)} algorithms)")
         nets = _networks(spec, side)
         warm = _data(side, batch, 1)
         for variant, (model, _) in nets.items():
             start = time.perf_counter()
-            model.fit(warm, epochs=1, verbose=0)  # trace and warm up
+            model.fit(warm, epochs=1, verbose=0, shuffle=False)  # trace and warm up
             _log(f"train step: {name} {variant} traced in {time.perf_counter() - start:.1f} s")
         # enough steps that one round of the slowest variant takes about round_seconds
         start = time.perf_counter()
-        nets["group_lasso"][0].fit(warm, epochs=1, verbose=0)
+        nets["group_lasso"][0].fit(warm, epochs=1, verbose=0, shuffle=False)
         per_step = time.perf_counter() - start
         steps = int(np.clip(np.ceil(round_seconds / max(per_step, 1e-3)), 1, 60))
         data = _data(side, batch, steps)
         _log(f"train step: {name}, {rounds} rounds x {steps} steps of batch {batch}")
         times = _interleaved(
-            {k: (lambda m=m, d=data: m.fit(d, epochs=1, verbose=0)) for k, (m, _) in nets.items()},
+            {
+                k: (lambda m=m, d=data: m.fit(d, epochs=1, verbose=0, shuffle=False))
+                for k, (m, _) in nets.items()
+            },
             rounds,
         )
         for algorithm in ALGORITHMS:
             ratios = [a / p for a, p in zip(times[algorithm], times["plain"], strict=True)]
-            row = _row("train step", name, f"{algorithm} / plain Keras", ratios)
+            row = _row("train step", case, f"{algorithm} / plain Keras", ratios)
             rows.append(_goal(row, GOALS[algorithm]))
         ms = [t / steps * 1e3 for t in times["plain"]]
-        rows.append(_row("train step", name, "plain Keras step", ms, unit="ms"))
+        rows.append(_row("train step", case, "plain Keras step", ms, unit="ms"))
+        if BACKEND != "tensorflow":  # the term's own figures are TensorFlow's (tf.function)
+            del nets
+            keras.backend.clear_session()
+            continue
 
         # the term alone and with its gradient, over one forward pass at the same batch
+        import tensorflow as tf
+
         x = tf.constant(np.random.default_rng(1).normal(size=(batch, side, side, 3)), tf.float32)
         plain = nets["plain"][0]
         fns: dict[str, Callable[[], Any]] = {
@@ -217,9 +229,9 @@ def bench_steps(
         for algorithm in ALGORITHMS:
             for key, what in ((algorithm, "term"), (f"{algorithm} grad", "term + gradient")):
                 ratios = [t / f for t, f in zip(times[key], times["forward"], strict=True)]
-                rows.append(_row("term / forward", name, f"{algorithm} {what}", ratios))
+                rows.append(_row("term / forward", case, f"{algorithm} {what}", ratios))
         ms = [t * 1e3 for t in times["forward"]]
-        rows.append(_row("term / forward", name, f"forward b={batch}", ms, unit="ms"))
+        rows.append(_row("term / forward", case, f"forward b={batch}", ms, unit="ms"))
         del nets, fns
         keras.backend.clear_session()
     return rows
@@ -439,6 +451,43 @@ def bench_determinism(out: Path, rounds: int = DETERMINISM_ROUNDS) -> list[Row]:
     ]
 
 
+def steps_on(backend: str, args: argparse.Namespace, models: list[str]) -> list[Row]:
+    """The train-step section on another Keras backend, in its own process (a process's backend
+    is fixed when Keras is imported); its rows read back from the CSV it writes."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, str(Path(__file__).resolve()), "--sections", "steps"]
+        command += ["--backends", backend, "--rounds", str(args.rounds), "--batch", str(args.batch)]
+        command += ["--round-seconds", str(args.round_seconds), "--models", ",".join(models)]
+        command += ["--out", tmp]
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        _log(f"train step: on {backend}, in its own process")
+        subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+        return read_csv(Path(tmp) / "bench.csv")
+
+
+def read_csv(path: Path) -> list[Row]:
+    rows = []
+    with path.open(newline="") as f:
+        for r in csv.DictReader(f):
+            rows.append(
+                Row(
+                    r["section"],
+                    r["case"],
+                    r["measure"],
+                    float(r["median"]),
+                    float(r["min"]),
+                    float(r["max"]),
+                    int(r["rounds"]),
+                    r["goal"],
+                    r["met"],
+                    r["unit"],
+                )
+            )
+    return rows
+
+
 # ----- table ---------------------------------------------------------------------------------
 HEADER = ["section", "case", "measure", "median", "spread (min-max)", "goal", "met"]
 
@@ -506,6 +555,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated subset of the train-step models ({','.join(MODELS)})",
     )
     parser.add_argument(
+        "--backends",
+        default="tensorflow,jax",
+        help="Keras backends of the train-step section (default tensorflow,jax)",
+    )
+    parser.add_argument(
         "--out", default="morphsweep_runs/bench", help="where bench.csv and the sweeps go"
     )
     args = parser.parse_args(argv)
@@ -520,6 +574,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--rounds must be >= 2 (a median and a spread), but got {args.rounds}")
     if args.batch < 1 or args.round_seconds <= 0:
         parser.error("--batch must be >= 1 and --round-seconds > 0")
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if not backends or set(backends) - {"tensorflow", "jax"}:
+        parser.error(f"--backends {args.backends!r}: choose from tensorflow, jax")
     out = Path(args.out).resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -527,19 +584,26 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         parser.error(f"--out {out} is not a writable directory ({exc.strerror}); choose another")
 
-    import tensorflow as tf
+    from trainers.morphnet.keras3.backend import BACKEND, keras
 
-    tf.config.threading.set_inter_op_parallelism_threads(2)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_inter_op_parallelism_threads(2)
     print(
-        f"morphsweep bench: TensorFlow {tf.__version__}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, GPU: {bool(tf.config.list_physical_devices('GPU'))}",
+        f"morphsweep bench: Keras {keras.__version__} on {BACKEND}, Python "
+        f"{platform.python_version()}, {os.cpu_count()} CPUs",
         flush=True,
     )
     started = time.monotonic()
     rows: list[Row] = []
     if "steps" in sections:
-        rows += bench_steps(args.rounds, args.batch, args.round_seconds, models)
-        write_csv(rows, out / "bench.csv")  # nothing measured is lost if a later part fails
+        for backend in backends:
+            if backend == BACKEND:
+                rows += bench_steps(args.rounds, args.batch, args.round_seconds, models)
+            else:
+                rows += steps_on(backend, args, models)
+            write_csv(rows, out / "bench.csv")  # nothing measured is lost if a later part fails
     if "sweep" in sections:
         rows += bench_sweep(out)
         write_csv(rows, out / "bench.csv")

@@ -50,6 +50,7 @@ def test_csv_has_every_row(tmp_path):
         (["--sections", "steps,gpu"], "unknown section(s) ['gpu']"),
         (["--rounds", "1"], "--rounds must be >= 2"),
         (["--models", "VGG16"], "--models 'VGG16'"),
+        (["--backends", "torch"], "--backends 'torch'"),
     ],
 )
 def test_bad_options_are_refused_before_any_work(args, message, capsys, tmp_path):
@@ -74,8 +75,17 @@ def test_train_step_section_writes_its_ratios(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = list(csv.DictReader((out / "bench.csv").open()))
-    ratios = {r["measure"]: r for r in rows if r["section"] == "train step" and r["unit"] == "x"}
-    assert set(ratios) == {f"{a} / plain Keras" for a in bench.ALGORITHMS}
+    ratios = {
+        (r["case"], r["measure"]): r
+        for r in rows
+        if r["section"] == "train step" and r["unit"] == "x"
+    }
+    # TensorFlow and JAX side by side, the same models and ratios
+    assert set(ratios) == {
+        (f"zoo ResNet@32 [{b}]", f"{a} / plain Keras")
+        for a in bench.ALGORITHMS
+        for b in ("tensorflow", "jax")
+    }
     for r in ratios.values():
         # a measured ratio (its size is make bench's figure, not something a loaded CI machine
         # could assert), judged against its goal
