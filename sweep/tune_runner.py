@@ -602,10 +602,9 @@ def _tune(
         else:
             # workers start on the trials' Keras backend (each trial also selects it itself, which
             # covers clusters started elsewhere)
-            backend = str(config.trial.get("backend", "tensorflow"))
-            env = {"KERAS_BACKEND": backend}
-            if backend == "jax":
-                env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+            from trainers.runtime import backend_env
+
+            env = backend_env(str(config.trial.get("backend", "tensorflow")))
             ray.init(
                 include_dashboard=False,
                 log_to_driver=verbose > 1,

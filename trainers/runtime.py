@@ -22,6 +22,15 @@ def current_backend() -> str | None:
     return str(keras.backend.backend())
 
 
+def backend_env(backend: str) -> dict[str, str]:
+    """The environment a process needs to run trials on ``backend``: Keras' backend and, for
+    JAX, no GPU memory preallocated (trials that share a GPU each take what they need)."""
+    env = {"KERAS_BACKEND": backend}
+    if backend == "jax":
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    return env
+
+
 def select_backend(backend: str) -> None:
     """Run Keras on ``backend`` in this process (set before Keras is imported), or fail clearly.
 
@@ -32,9 +41,9 @@ def select_backend(backend: str) -> None:
         raise TrialConfigError(
             f"backend must be one of {list(BACKENDS)}, but got backend={backend!r}"
         )
-    if backend == "jax":
-        # trials that share a GPU (fractional resources) each take memory as they need it
-        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    for name, value in backend_env(backend).items():
+        if name != "KERAS_BACKEND":
+            os.environ.setdefault(name, value)
     running = current_backend()
     if running is None:
         os.environ["KERAS_BACKEND"] = backend
@@ -102,6 +111,7 @@ def set_determinism(seed: int, deterministic: bool = True) -> None:
 
 __all__ = [
     "BACKENDS",
+    "backend_env",
     "current_backend",
     "resolve_jit_compile",
     "select_backend",

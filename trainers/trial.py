@@ -69,7 +69,7 @@ def make_regularizer(model: Any, config: TrialConfig) -> Any:
     """The MorphNet regularizer this config asks for, on ``model``."""
     from .morphnet.keras3 import make_regularizer as make
 
-    options = {}
+    options: dict[str, Any] = {}
     if config.algorithm == "logistic_sigmoid":
         options["regularize_on_mask"] = config.regularize_on_mask
     return make(
@@ -294,9 +294,11 @@ class _Trial:
             )
         self.network = network
         self.regularizer = make_regularizer(network, config)
+        # config validation guarantees a multiplier when no strength is given
+        multiplier = float(config.multiplier or 0.0)
         self.strength = (
-            config.strength if config.strength is not None else config.multiplier / self.seed_cost
-        )  # type: ignore[operator]
+            config.strength if config.strength is not None else multiplier / self.seed_cost
+        )
         from .morphnet.keras3 import StructureLearner
 
         learner = StructureLearner(network, self.regularizer, self.strength)

@@ -56,7 +56,7 @@ def make_regularizer(
         raise ConfigurationError(f"{algorithm} has no regularizer for target {key!r}")
     if threshold is None:
         threshold = DEFAULT_THRESHOLDS[algorithm]
-    family = FAMILIES[algorithm]
+    family: Any = FAMILIES[algorithm]  # each family's constructor takes its own parameters
     known = set(inspect.signature(family.__init__).parameters) - {"self", "model", "target"}
     unknown = sorted(set(options) - known)
     if unknown:
