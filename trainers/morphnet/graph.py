@@ -100,6 +100,9 @@ class LayerInfo:
     class_name: str
     ops: tuple[int, ...]
     prunable_op: int | None = None  # op whose output channels are the layer's width
+    # how its output channels relate to its inputs' ("pass", "new" or "merge": its class's
+    # LayerSpec.channels), for the rebuild logic that needs no Keras
+    channels: str = "pass"
 
 
 @dataclass(frozen=True)

@@ -186,29 +186,6 @@ def structure_cost(
     return widths_cost(graph, target, channel_map(graph, rebuilt), ops)
 
 
-# Keras layer classes that combine several inputs: a pruned-away input is dropped from them.
-MERGE_CLASSES = frozenset({"Add", "Concatenate", "Average", "Maximum", "Minimum"})
-# Layers whose output channels are not their input's channels one for one: a pruned-away input
-# leaves them nothing to compute from, so the rebuild cannot drop them with their input.
-NON_PASSING_CLASSES = frozenset(
-    {
-        "Conv1D",
-        "Conv2D",
-        "Conv3D",
-        "Conv1DTranspose",
-        "Conv2DTranspose",
-        "Conv3DTranspose",
-        "SeparableConv1D",
-        "SeparableConv2D",
-        "Dense",
-        "EinsumDense",
-        "Flatten",
-        "Reshape",
-        "Permute",
-    }
-)
-
-
 def needs_min_channels(graph: Graph, structure: Structure) -> bool:
     """Whether ``apply_structure(model, structure)`` must raise widths to rebuild the model.
 
@@ -231,10 +208,10 @@ def needs_min_channels(graph: Graph, structure: Structure) -> bool:
         producers_inside = all(
             graph.ops[r.producer].layer == op.layer for r in op.inputs if r.producer is not None
         )
-        cls = graph.layers[op.layer].class_name
-        if cls in MERGE_CLASSES and not producers_inside:
+        channels = graph.layers[op.layer].channels
+        if channels == "merge" and not producers_inside:
             gone[i] = all(inputs)
-        elif cls in NON_PASSING_CLASSES and not producers_inside:
+        elif channels == "new" and not producers_inside:
             return True
         else:
             gone[i] = True

@@ -5,6 +5,17 @@ from __future__ import annotations
 
 from .apply import add_gating, apply_structure, cuts_network, model_cost, rebuild, remove_gating
 from .gating import LogisticSigmoidGating, logistic_sigmoid_sample
+from .layers import (
+    Channels,
+    LayerSpec,
+    Leaf,
+    NonPassThrough,
+    PassThrough,
+    WeightAxes,
+    layer_specs,
+    register_activation,
+    register_layer,
+)
 from .learner import StructureLearner, make_regularizer
 from .network_regularizers import (
     REGULARIZERS,
@@ -33,14 +44,7 @@ from .op_regularizers import (
     ProbGatingRegularizer,
     SlicingReferenceRegularizer,
 )
-from .reader import (
-    Leaf,
-    NonPassThrough,
-    PassThrough,
-    read_model,
-    register_activation,
-    register_layer,
-)
+from .reader import read_model
 
 __all__ = [
     "add_gating",
@@ -53,6 +57,7 @@ __all__ = [
     "remove_gating",
     "GammaL1Regularizer",
     "L2GroupingRegularizer",
+    "Channels",
     "ConcatRegularizer",
     "ConstantOpRegularizer",
     "GammaActivationRegularizer",
@@ -64,6 +69,7 @@ __all__ = [
     "GroupLassoLatencyRegularizer",
     "GroupLassoModelSizeRegularizer",
     "GroupLassoRegularizer",
+    "LayerSpec",
     "Leaf",
     "LogisticSigmoidFlopsRegularizer",
     "LogisticSigmoidGating",
@@ -78,6 +84,8 @@ __all__ = [
     "ProbabilisticGroupingRegularizer",
     "REGULARIZERS",
     "SlicingReferenceRegularizer",
+    "WeightAxes",
+    "layer_specs",
     "logistic_sigmoid_sample",
     "read_model",
     "register_activation",

@@ -27,7 +27,9 @@ from ..widths import (
 )
 from .backend import keras
 from .gating import LogisticSigmoidGating
-from .reader import LayerHandler, read_model
+from .layers import Channels, LayerHandler, LayerSpec, WeightAxes, layer_specs, spec_of
+from .reader import read_model
+from .walk import all_layers, fill_in, functional_of, walk
 
 
 class _Vanished:
@@ -36,19 +38,6 @@ class _Vanished:
 
 _GONE = _Vanished()
 _KEPT = object()  # a traced layer output that still has channels
-_MERGES = (
-    keras.layers.Concatenate,
-    keras.layers.Add,
-    keras.layers.Average,
-    keras.layers.Maximum,
-    keras.layers.Minimum,
-)
-
-
-def _functional(model: Any) -> Any:
-    if isinstance(model, keras.Sequential):
-        return model._functional
-    return model
 
 
 def rebuild(
@@ -66,44 +55,22 @@ def rebuild(
     are only traced (their results may be markers) and no model is built.
     """
     clones: dict[int, Any] = {}
-    done: dict[tuple[int, int], list[Any]] = {}
-    counter = [0]
 
-    def tensor(t: Any, bound: Mapping[int, Any], ctx: int) -> Any:
-        if id(t) in bound:
-            return bound[id(t)]
-        layer, node_index, tensor_index = t._keras_history
-        return node(layer, layer._inbound_nodes[node_index], bound, ctx)[tensor_index]
+    def visit(layer: Any, node: Any, values: list[Any]) -> list[Any]:
+        args, kwargs = fill_in(node, values)
+        if id(layer) not in clones:
+            clones[id(layer)] = clone_layer(layer)
+        new = clones[id(layer)]
+        result = call_layer(new, layer, args, kwargs) if call_layer else new(*args, **kwargs)
+        return list(result) if isinstance(result, list | tuple) else [result]
 
-    def node(layer: Any, n: Any, bound: Mapping[int, Any], ctx: int) -> list[Any]:
-        key = (ctx, id(n))
-        if key in done:
-            return done[key]
-        values = {id(t): tensor(t, bound, ctx) for t in n.input_tensors}
-        if isinstance(layer, keras.Model):
-            inner = _functional(layer)
-            counter[0] += 1
-            inner_bound = {
-                id(t): values[id(s)] for t, s in zip(inner.inputs, n.input_tensors, strict=False)
-            }
-            outs = [tensor(t, inner_bound, counter[0]) for t in inner.outputs]
-        else:
-            args, kwargs = n.arguments.fill_in(values)
-            if id(layer) not in clones:
-                clones[id(layer)] = clone_layer(layer)
-            new = clones[id(layer)]
-            result = call_layer(new, layer, args, kwargs) if call_layer else new(*args, **kwargs)
-            outs = list(result) if isinstance(result, list | tuple) else [result]
-        done[key] = outs
-        return outs
-
-    functional = _functional(model)
+    functional = functional_of(model)
     inputs = [
         keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype, name=t._keras_history[0].name)
         for t in functional.inputs
     ]
     bound = {id(t): new for t, new in zip(functional.inputs, inputs, strict=True)}
-    outputs = [tensor(t, bound, 0) for t in functional.outputs]
+    _, outputs = walk(model, visit, bound)
     if any(o is _GONE for o in outputs):
         raise StructureError(
             "the structure prunes every channel feeding a model output; rebuild with "
@@ -120,10 +87,14 @@ def rebuild(
     )
 
 
-def _width_config(layer: Any, width: int) -> dict[str, Any]:
+def _width_config(layer: Any, spec: LayerSpec, width: int) -> dict[str, Any]:
+    if spec.width is None:
+        raise StructureError(
+            f"the structure gives layer {layer.name!r} ({type(layer).__name__}) a width, but its "
+            f"LayerSpec names no width key; register it with LayerSpec(..., width='filters')"
+        )
     config = layer.get_config()
-    key = "units" if isinstance(layer, keras.layers.Dense) else "filters"
-    config[key] = int(width)
+    config[spec.width] = int(width)
     return config
 
 
@@ -142,7 +113,7 @@ def apply_structure(
     keep_weights: bool = False,
     min_channels: int = 0,
     keep_outputs: bool = True,
-    layer_handlers: Mapping[type, LayerHandler] | None = None,
+    layer_handlers: Mapping[type, LayerSpec | LayerHandler] | None = None,
 ) -> Any:
     """A new model of the same topology with the widths of ``structure``.
 
@@ -155,7 +126,8 @@ def apply_structure(
         keep_outputs: keep layers whose channels are model outputs (the logits) at full width.
     """
     structure = _as_structure(structure)
-    graph, _ = read_model(model, layer_handlers)
+    specs = layer_specs(layer_handlers)
+    graph, _ = read_model(model, specs)
     check_structure(graph, structure)
     if keep_outputs:
         structure = keep_full_width(structure, output_layers(graph))
@@ -173,22 +145,22 @@ def apply_structure(
             )
 
     def clone(layer: Any) -> Any:
+        spec = specs[type(layer)]
         if layer.name in widths:
             if widths[layer.name] == 0:
                 return _GONE
-            return type(layer).from_config(_width_config(layer, widths[layer.name]))
-        if isinstance(layer, keras.layers.Reshape):
-            config = layer.get_config()
-            _, out_ids, _ = maps[layer.name]
-            if out_ids is not None and config["target_shape"][-1] != len(out_ids):
-                config["target_shape"] = tuple(config["target_shape"][:-1]) + (len(out_ids),)
-            return type(layer).from_config(config)
-        return layer.__class__.from_config(layer.get_config())
+            return type(layer).from_config(_width_config(layer, spec, widths[layer.name]))
+        config = layer.get_config()
+        _, out_ids, _ = maps.get(layer.name, (None, None, -1))
+        if spec.resize is not None and out_ids is not None:
+            config = spec.resize(config, len(out_ids))
+        return type(layer).from_config(config)
 
     def call(new: Any, old: Any, args: tuple, kwargs: dict) -> Any:
         if new is _GONE:
             return _GONE
-        if isinstance(old, _MERGES):
+        channels = specs[type(old)].channels
+        if channels is Channels.MERGE:
             alive = [t for t in args[0] if t is not _GONE]
             if not alive:
                 return _GONE
@@ -197,7 +169,7 @@ def apply_structure(
             return new(alive, *args[1:], **kwargs)
         flat = [a for a in args if a is _GONE] + [v for v in kwargs.values() if v is _GONE]
         if flat:
-            if _passes_channels(old):
+            if channels is Channels.PASS:
                 return _GONE
             raise StructureError(
                 f"layer {old.name!r} ({type(old).__name__}) would receive 0 channels: the "
@@ -208,11 +180,15 @@ def apply_structure(
 
     new_model = rebuild(model, clone, call_layer=call)
     if keep_weights:
-        _copy_weights(model, new_model, maps)
+        _copy_weights(model, new_model, maps, specs)
     return new_model
 
 
-def cuts_network(model: Any, structure: Structure | Mapping[str, Any]) -> bool:
+def cuts_network(
+    model: Any,
+    structure: Structure | Mapping[str, Any],
+    layer_handlers: Mapping[type, LayerSpec | LayerHandler] | None = None,
+) -> bool:
     """Whether ``structure`` leaves no path from the inputs to an output (model outputs kept).
 
     A layer pruned to zero channels takes with it everything that only it feeds; merges (add,
@@ -221,7 +197,8 @@ def cuts_network(model: Any, structure: Structure | Mapping[str, Any]) -> bool:
     ``min_channels`` a rebuild would then keep.
     """
     structure = _as_structure(structure)
-    graph, _ = read_model(model)
+    specs = layer_specs(layer_handlers)
+    graph, _ = read_model(model, specs)
     check_structure(graph, structure)
     structure = keep_full_width(structure, output_layers(graph))
     dead = {n for n, s in structure.layers.items() if s.alive == 0}
@@ -234,7 +211,7 @@ def cuts_network(model: Any, structure: Structure | Mapping[str, Any]) -> bool:
     def call(new: Any, old: Any, args: tuple, kwargs: dict) -> Any:
         if new is _GONE:
             return _GONE
-        if isinstance(old, _MERGES):
+        if specs[type(old)].channels is Channels.MERGE:
             alive = [t for t in args[0] if t is not _GONE]
             return _GONE if not alive else alive[0]
         if any(a is _GONE for a in args) or any(v is _GONE for v in kwargs.values()):
@@ -248,40 +225,28 @@ def cuts_network(model: Any, structure: Structure | Mapping[str, Any]) -> bool:
     return False
 
 
-def _passes_channels(layer: Any) -> bool:
-    """Layers that keep channel j as channel j (a pruned-away input leaves nothing to compute)."""
-    prunable = (
-        keras.layers.Conv1D,
-        keras.layers.Conv2D,
-        keras.layers.Conv3D,
-        keras.layers.Dense,
-        keras.layers.SeparableConv1D,
-        keras.layers.SeparableConv2D,
-        keras.layers.Conv2DTranspose,
-        keras.layers.Conv1DTranspose,
-        keras.layers.Flatten,
-        keras.layers.Reshape,
-        keras.layers.Permute,
-    )
-    return not isinstance(layer, prunable)
-
-
-def _slice(value: np.ndarray, axis: int, ids: np.ndarray | None, layer: str) -> np.ndarray:
-    if ids is None or value.shape[axis] == len(ids) and np.array_equal(ids, np.arange(len(ids))):
+def _slice(value: np.ndarray, axis: int | None, ids: np.ndarray | None) -> np.ndarray:
+    if axis is None or ids is None:
+        return value
+    if value.shape[axis] == len(ids) and np.array_equal(ids, np.arange(len(ids))):
         return value
     return np.take(value, ids, axis=axis)
 
 
-def _copy_weights(old_model: Any, new_model: Any, maps: Mapping[str, Any]) -> None:
-    old_layers = {layer.name: layer for layer in _all_layers(old_model)}
-    for new in _all_layers(new_model):
+def _copy_weights(
+    old_model: Any, new_model: Any, maps: Mapping[str, Any], specs: Mapping[type, LayerSpec]
+) -> None:
+    old_layers = {layer.name: layer for layer in all_layers(old_model)}
+    for new in all_layers(new_model):
         old = old_layers.get(new.name)
         if old is None or not old.weights:
             continue
         in_ids, out_ids, size = maps.get(new.name, (None, None, -1))
+        spec = specs[type(old)]
         values = []
         for w_old, w_new in zip(old.weights, new.weights, strict=True):
-            value = _slice_weight(old, w_old, np.asarray(w_old), in_ids, out_ids, size)
+            name = w_old.path.rsplit("/", 1)[-1]
+            value = slice_weight(spec.weights(old, name), np.asarray(w_old), in_ids, out_ids, size)
             if tuple(value.shape) != tuple(w_new.shape):
                 raise StructureError(
                     f"cannot carry weight {w_old.path} of layer {new.name!r} from shape "
@@ -291,48 +256,18 @@ def _copy_weights(old_model: Any, new_model: Any, maps: Mapping[str, Any]) -> No
         new.set_weights(values)
 
 
-def _slice_weight(
-    layer: Any, weight: Any, value: np.ndarray, in_ids: Any, out_ids: Any, size: int
+def slice_weight(
+    axes: WeightAxes, value: np.ndarray, in_ids: Any, out_ids: Any, size: int
 ) -> np.ndarray:
-    name = weight.path.rsplit("/", 1)[-1]
-    L = keras.layers
-    if isinstance(layer, L.DepthwiseConv1D | L.DepthwiseConv2D):
-        return (
-            _slice(value, -2, in_ids, layer.name)
-            if name.endswith("kernel")
-            else _slice(value, 0, out_ids, layer.name)
-        )
-    if isinstance(layer, L.SeparableConv1D | L.SeparableConv2D):
-        m = int(layer.depth_multiplier)
-        if name == "depthwise_kernel":
-            return _slice(value, -2, in_ids, layer.name)
-        if name == "pointwise_kernel":
-            mid = (
-                None
-                if in_ids is None
-                else (np.repeat(in_ids, m) * m + np.tile(np.arange(m), len(in_ids)))
-            )
-            return _slice(_slice(value, -2, mid, layer.name), -1, out_ids, layer.name)
-        return _slice(value, 0, out_ids, layer.name)
-    if isinstance(layer, L.Conv1DTranspose | L.Conv2DTranspose):
-        if name == "kernel":
-            return _slice(_slice(value, -1, in_ids, layer.name), -2, out_ids, layer.name)
-        return _slice(value, 0, out_ids, layer.name)
-    if name == "kernel" and value.ndim >= 2:
-        return _slice(_slice(value, -2, in_ids, layer.name), -1, out_ids, layer.name)
-    if value.ndim >= 1 and out_ids is not None and value.shape[-1] == size:
-        return _slice(value, -1, out_ids, layer.name)
+    """The part of one weight that the kept input channels ``in_ids`` and output channels
+    ``out_ids`` (of ``size`` before pruning) use, where ``axes`` says it keeps them."""
+    if axes.inputs is not None and value.ndim >= 2 and in_ids is not None:
+        m = axes.repeat
+        ids = np.repeat(in_ids, m) * m + np.tile(np.arange(m), len(in_ids)) if m > 1 else in_ids
+        value = _slice(value, axes.inputs, ids)
+    if axes.outputs is not None and value.ndim >= 1 and value.shape[axes.outputs] == size:
+        value = _slice(value, axes.outputs, out_ids)
     return value
-
-
-def _all_layers(model: Any) -> list[Any]:
-    out = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            out.extend(_all_layers(layer))
-        else:
-            out.append(layer)
-    return out
 
 
 def model_cost(model: Any, target: str | Target = "flops", layer_handlers: Any = None) -> float:
@@ -359,43 +294,30 @@ def _reachable(graph: Any) -> list[int]:
 
 
 # ----- FiGS gates ------------------------------------------------------------------------------
-_CHAIN = (
-    keras.layers.BatchNormalization,
-    keras.layers.Activation,
-    keras.layers.ReLU,
-    keras.layers.LeakyReLU,
-    keras.layers.ELU,
-    keras.layers.PReLU,
-)
-_PRUNABLE = (
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.Dense,
-    keras.layers.SeparableConv1D,
-    keras.layers.SeparableConv2D,
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-)
+def _consumers(layers: list[Any]) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
+    for layer in layers:
+        for n in layer._inbound_nodes:
+            for t in n.input_tensors:
+                found.setdefault(t._keras_history[0].name, []).append(layer)
+    return found
 
 
 def _gate_points(model: Any) -> dict[str, str]:
     """For each prunable layer: the last layer of its conv -> BN -> activation chain."""
-    layers = _all_layers(model)
-    consumers: dict[str, list[Any]] = {}
-    for layer in layers:
-        for n in layer._inbound_nodes:
-            for t in n.input_tensors:
-                consumers.setdefault(t._keras_history[0].name, []).append(layer)
-    outputs = {t._keras_history[0].name for t in _functional(model).outputs}
+    specs = layer_specs()
+    layers = all_layers(model)
+    consumers = _consumers(layers)
+    outputs = {t._keras_history[0].name for t in functional_of(model).outputs}
     points = {}
     for layer in layers:
-        if not isinstance(layer, _PRUNABLE) or layer.name in outputs:
+        spec = specs.get(type(layer))
+        if spec is None or spec.width is None or layer.name in outputs:
             continue
         end = layer
         while (
             len(consumers.get(end.name, [])) == 1
-            and isinstance(consumers[end.name][0], _CHAIN)
+            and getattr(specs.get(type(consumers[end.name][0])), "gate_chain", False)
             and end.name not in outputs
         ):
             end = consumers[end.name][0]
@@ -427,8 +349,8 @@ def add_gating(model: Any, **gate_kwargs: Any) -> Any:
         return out
 
     new_model = rebuild(model, clone, call_layer=call)
-    old = {layer.name: layer for layer in _all_layers(model)}
-    for layer in _all_layers(new_model):
+    old = {layer.name: layer for layer in all_layers(model)}
+    for layer in all_layers(new_model):
         if layer.name in old and old[layer.name].weights:
             layer.set_weights(old[layer.name].get_weights())
     return new_model
@@ -443,9 +365,7 @@ def remove_gating(model: Any) -> tuple[Any, Structure]:
     into the layer's kernel and bias when only ReLU-like activations lie between.
     """
     gates = {
-        layer.name: layer
-        for layer in _all_layers(model)
-        if isinstance(layer, LogisticSigmoidGating)
+        layer.name: layer for layer in all_layers(model) if isinstance(layer, LogisticSigmoidGating)
     }
     points = {v: k for k, v in _gate_points_of_gated(model).items()}
 
@@ -462,8 +382,8 @@ def remove_gating(model: Any) -> tuple[Any, Structure]:
         lambda layer: layer if isinstance(layer, LogisticSigmoidGating) else clone(layer),
         call_layer=call,
     )
-    old = {layer.name: layer for layer in _all_layers(model)}
-    for layer in _all_layers(stripped):
+    old = {layer.name: layer for layer in all_layers(model)}
+    for layer in all_layers(stripped):
         if layer.name in old and old[layer.name].weights:
             layer.set_weights(old[layer.name].get_weights())
     for owner, gate_name in points.items():
@@ -486,31 +406,33 @@ def remove_gating(model: Any) -> tuple[Any, Structure]:
 
 def _gate_points_of_gated(model: Any) -> dict[str, str]:
     """gate layer name -> the prunable layer it gates (its name prefix)."""
-    names = {layer.name for layer in _all_layers(model)}
+    names = {layer.name for layer in all_layers(model)}
     return {
         layer.name: layer.name[: -len("_gate")]
-        for layer in _all_layers(model)
+        for layer in all_layers(model)
         if isinstance(layer, LogisticSigmoidGating) and layer.name[: -len("_gate")] in names
     }
 
 
 def _fold_scale(model: Any, owner: str, scale: np.ndarray) -> None:
-    layers = {layer.name: layer for layer in _all_layers(model)}
-    layer = layers[owner]
-    consumers: dict[str, list[Any]] = {}
-    for other in layers.values():
-        for n in other._inbound_nodes:
-            for t in n.input_tensors:
-                consumers.setdefault(t._keras_history[0].name, []).append(other)
-    nxt = consumers.get(owner, [])
+    """Multiply the output channels of layer ``owner`` by ``scale``: through the BN it feeds,
+    or in its own weights (where its spec says each weight keeps its output channels)."""
+    layers = all_layers(model)
+    layer = next(layer for layer in layers if layer.name == owner)
+    nxt = _consumers(layers).get(owner, [])
     if len(nxt) == 1 and isinstance(nxt[0], keras.layers.BatchNormalization) and nxt[0].scale:
         bn = nxt[0]
         bn.gamma.assign(np.asarray(bn.gamma) * scale)
         bn.beta.assign(np.asarray(bn.beta) * scale)
         return
-    if isinstance(layer, _PRUNABLE):
-        weights = layer.get_weights()
-        weights[0] = weights[0] * scale
-        if len(weights) > 1:
-            weights[1] = weights[1] * scale
-        layer.set_weights(weights)
+    spec = spec_of(layer, layer_specs())
+    values = []
+    for weight in layer.weights:
+        value = np.asarray(weight)
+        axis = spec.weights(layer, weight.path.rsplit("/", 1)[-1]).outputs
+        if axis is not None and value.shape[axis] == len(scale):
+            shape = [1] * value.ndim
+            shape[axis] = len(scale)
+            value = value * scale.reshape(shape)
+        values.append(value)
+    layer.set_weights(values)

@@ -24,13 +24,14 @@ from ..grouping import ChannelGroups, analyze, handlers_for
 from ..structure import LayerStructure, Structure, graph_fingerprint
 from ..widths import rebuild_structure, structure_cost
 from .backend import f32, ops, to_numpy
+from .layers import LayerHandler, LayerSpec
 from .op_regularizers import (
     GammaL1Regularizer,
     GroupLassoRegularizer,
     OpRegularizer,
     ProbGatingRegularizer,
 )
-from .reader import LayerHandler, read_model
+from .reader import read_model
 
 
 class _Ops:
@@ -85,7 +86,7 @@ class NetworkRegularizer:
         output_boundary: Sequence[str] | None = None,
         force_group: Sequence[str] | None = None,
         regularizer_blacklist: Sequence[str] | None = None,
-        layer_handlers: Mapping[type, LayerHandler] | None = None,
+        layer_handlers: Mapping[type, LayerSpec | LayerHandler] | None = None,
         conv3d: bool = True,
     ) -> None:
         if regularizer_decorator is not None and not callable(regularizer_decorator):
@@ -427,7 +428,7 @@ class GammaNetworkRegularizer(NetworkRegularizer):
         regularizer_blacklist: Sequence[str] | None = None,
         *,
         output_boundary: Sequence[str] | None = None,
-        layer_handlers: Mapping[type, LayerHandler] | None = None,
+        layer_handlers: Mapping[type, LayerSpec | LayerHandler] | None = None,
         target: Target | None = None,
     ) -> None:
         self.gamma_threshold = _number("gamma_threshold", gamma_threshold)
@@ -467,7 +468,7 @@ class GroupLassoNetworkRegularizer(NetworkRegularizer):
         regularizer_blacklist: Sequence[str] | None = None,
         *,
         output_boundary: Sequence[str] | None = None,
-        layer_handlers: Mapping[type, LayerHandler] | None = None,
+        layer_handlers: Mapping[type, LayerSpec | LayerHandler] | None = None,
         target: Target | None = None,
     ) -> None:
         self.threshold = _number("threshold", threshold)
@@ -510,7 +511,7 @@ class LogisticSigmoidNetworkRegularizer(NetworkRegularizer):
         regularizer_blacklist: Sequence[str] | None = None,
         *,
         output_boundary: Sequence[str] | None = None,
-        layer_handlers: Mapping[type, LayerHandler] | None = None,
+        layer_handlers: Mapping[type, LayerSpec | LayerHandler] | None = None,
         target: Target | None = None,
     ) -> None:
         self.regularize_on_mask = bool(regularize_on_mask)
