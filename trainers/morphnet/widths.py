@@ -54,8 +54,12 @@ def _reshaped(graph: Graph, op: Op, source: np.ndarray) -> np.ndarray:
     full = np.arange(producer.size)
     if np.array_equal(source, full):
         return np.arange(op.size)
-    if op.size == producer.size:
-        return source
+    if op.type == "Transpose":
+        perm = op.attrs.get("perm")
+        if perm is not None and perm[-1] == len(op.shape) - 1:  # type: ignore[index]
+            return source  # the channel axis stays last
+    elif op.size == producer.size:
+        return source  # a reshape keeping the last axis keeps each position's channels
     positions = math.prod(producer.spatial)
     if len(op.shape) == 2 and op.size == positions * producer.size:
         # Flatten of channels-last maps (p, c) to p * C + c

@@ -87,6 +87,14 @@ def rebuild(
     )
 
 
+def _any_gone(args: tuple, kwargs: dict) -> bool:
+    """Whether a call's arguments (lists of tensors included) hold a vanished tensor."""
+    values = [*args, *kwargs.values()]
+    return any(
+        v is _GONE or (isinstance(v, list | tuple) and any(t is _GONE for t in v)) for v in values
+    )
+
+
 def _width_config(layer: Any, spec: LayerSpec, width: int) -> dict[str, Any]:
     if spec.width is None:
         raise StructureError(
@@ -167,8 +175,7 @@ def apply_structure(
             if len(alive) == 1:
                 return alive[0]
             return new(alive, *args[1:], **kwargs)
-        flat = [a for a in args if a is _GONE] + [v for v in kwargs.values() if v is _GONE]
-        if flat:
+        if _any_gone(args, kwargs):
             if channels is Channels.PASS:
                 return _GONE
             raise StructureError(
@@ -214,7 +221,7 @@ def cuts_network(
         if specs[type(old)].channels is Channels.MERGE:
             alive = [t for t in args[0] if t is not _GONE]
             return _GONE if not alive else alive[0]
-        if any(a is _GONE for a in args) or any(v is _GONE for v in kwargs.values()):
+        if _any_gone(args, kwargs):
             return _GONE
         return _KEPT
 

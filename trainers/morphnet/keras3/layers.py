@@ -371,6 +371,11 @@ def _normalization(
     return [b.add(layer, "RealDiv", shape, (x, TensorRef(stat)))]
 
 
+def _permute(b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]) -> list[TensorRef]:
+    perm = (0, *(int(d) for d in layer.dims))
+    return [b.add(layer, "Transpose", _out_shape(node), inputs, perm=perm)]
+
+
 def _upsampling(b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]) -> list[TensorRef]:
     kind = (
         "ResizeBilinear"
@@ -535,7 +540,7 @@ def _builtin_specs() -> Mapping[type, LayerSpec]:
         # (batch, f) -> (batch, n, f): channel j stays channel j, but the original's Tile op
         # broke the grouping chain there
         L.RepeatVector: LayerSpec(Leaf("Tile"), PASS),
-        L.Permute: LayerSpec(NonPassThrough("Transpose"), NEW),
+        L.Permute: LayerSpec(_permute, NEW),
         L.UpSampling2D: LayerSpec(_upsampling, PASS),
         L.UpSampling1D: LayerSpec(PassThrough("Repeat"), PASS),
         L.UpSampling3D: LayerSpec(PassThrough("Repeat"), PASS),
