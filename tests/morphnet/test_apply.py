@@ -907,6 +907,32 @@ def test_remove_gating_folds_into_the_kernel_without_bn() -> None:
     )
 
 
+def test_remove_gating_folds_into_a_separable_convs_pointwise_kernel() -> None:
+    img = keras.Input((8, 8, 3))
+    x = L.SeparableConv2D(6, 3, padding="same", depth_multiplier=2, name="s1")(img)
+    x = L.ReLU(name="s1_relu")(x)
+    model = keras.Model(img, _head(L.Conv2D(4, 3, name="k2")(x)), name="separable")
+    bias = model.get_layer("s1").bias
+    bias.assign(np.random.default_rng(5).normal(0.0, 0.3, bias.shape).astype(np.float32))
+    gated = add_gating(model)
+    _set_logits(gated, lambda name, n: np.where(np.arange(n) % 3 == 0, -2.0, 1.0))
+    x = inputs_for(model)
+    stripped, structure = remove_gating(gated)
+    # the scale goes on the output axis of the pointwise kernel and the bias, where the
+    # separable conv's spec says its output channels are; the depthwise kernel is untouched
+    np.testing.assert_allclose(predict(stripped, x), predict(gated, x), rtol=1e-5, atol=1e-6)
+    old, new = model.get_layer("s1"), stripped.get_layer("s1")
+    np.testing.assert_array_equal(
+        np.asarray(new.depthwise_kernel), np.asarray(old.depthwise_kernel)
+    )
+    open_scale = 1.0 / (1.0 + math.exp(-1.0))
+    scale = np.array([1.0, open_scale, open_scale, 0.0, open_scale, open_scale])
+    np.testing.assert_allclose(
+        np.asarray(new.pointwise_kernel), np.asarray(old.pointwise_kernel) * scale, rtol=1e-6
+    )
+    assert structure.layers["s1"].alive_channels == (0, 1, 2, 4, 5)
+
+
 def test_logistic_sigmoid_regularizer_on_a_gated_model(small_models: dict) -> None:
     model = small_models["inception"]
     gated = add_gating(model)
