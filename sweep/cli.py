@@ -125,11 +125,9 @@ def _load_seed_model(args: argparse.Namespace) -> Any:
         if not Path(args.model).is_file():
             raise TrialConfigError(f"--model file {args.model!r} does not exist")
         from trainers.morphnet.keras3.backend import keras
-        from trainers.morphnet.keras3.gating import LogisticSigmoidGating
+        from trainers.morphnet.keras3.gating import CUSTOM_OBJECTS
 
-        return keras.models.load_model(
-            args.model, custom_objects={"LogisticSigmoidGating": LogisticSigmoidGating}
-        )
+        return keras.models.load_model(args.model, custom_objects=CUSTOM_OBJECTS)
     from trainers.data import load_dataset
     from trainers.models import build_model
 

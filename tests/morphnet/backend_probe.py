@@ -72,21 +72,19 @@ def seed(out: Path) -> None:
 
 
 def _load(path: Path):  # noqa: ANN202
-    from trainers.morphnet.keras3 import LogisticSigmoidGating
     from trainers.morphnet.keras3.backend import keras
+    from trainers.morphnet.keras3.gating import CUSTOM_OBJECTS
 
-    return keras.models.load_model(
-        path, custom_objects={"LogisticSigmoidGating": LogisticSigmoidGating}, compile=False
-    )
+    return keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=False)
 
 
 def _gated(model, case: str):  # noqa: ANN001, ANN202
-    from trainers.morphnet.keras3 import LogisticSigmoidGating, add_gating
+    from trainers.morphnet.keras3 import ChannelGate, add_gating
 
     gated = add_gating(model, seed=0, temperature=0.5)
     rng = np.random.default_rng(100 + len(case))
     for layer in gated.layers:
-        if isinstance(layer, LogisticSigmoidGating):
+        if isinstance(layer, ChannelGate):
             n = int(layer.mask_logits.shape[0])
             # gates from shut (P 0.02) to open (P 0.98), some near the 0.1 alive threshold
             layer.mask_logits.assign(rng.choice([-4.0, -2.3, -1.9, 0.5, 4.0], n).astype(np.float32))

@@ -27,16 +27,18 @@ import pytest
 
 import trainers.morphnet.keras3.apply as apply_module
 from trainers.morphnet import (
+    ConfigurationError,
     GammaFlopsRegularizer,
     GammaLatencyRegularizer,
     GammaModelSizeRegularizer,
+    GatedBatchNormalization,
     LayerStructure,
     LogisticSigmoidFlopsRegularizer,
-    LogisticSigmoidGating,
     Structure,
     StructureError,
     add_gating,
     apply_structure,
+    gate_layers,
     model_cost,
     remove_gating,
 )
@@ -746,7 +748,8 @@ def test_expand_resnet50_to_budget() -> None:
 
 # ----- 7. FiGS gates --------------------------------------------------------------------------
 def _gates(model: Any) -> dict[str, Any]:
-    return {layer.name: layer for layer in model.layers if isinstance(layer, LogisticSigmoidGating)}
+    """``<layer>_gate`` -> the gate of that layer, a gate layer or a gated batch norm."""
+    return {f"{owner}_gate": gate for owner, gate in gate_layers(model).items()}
 
 
 def _expected_gated(model: Any) -> set[str]:
@@ -776,23 +779,123 @@ def test_add_gating_places_one_gate_per_prunable_layer(name: str, small_models: 
     # One gate per prunable layer that does not produce a model output, named <layer>_gate.
     assert set(_gates(gated)) == _expected_gated(model)
     assert "head_gate" not in _gates(gated)
-    # Every original layer is kept, with its weights.
+    # Every original layer is kept, with its weights (a gated batch norm adds the gate's).
     for layer in model.layers:
-        for a, b in zip(
-            layer.get_weights(), gated.get_layer(layer.name).get_weights(), strict=True
-        ):
-            np.testing.assert_array_equal(a, b)
+        kept = {w.name: np.asarray(w) for w in gated.get_layer(layer.name).weights}
+        for w in layer.weights:
+            np.testing.assert_array_equal(np.asarray(w), kept[w.name])
 
 
 def test_gates_sit_after_the_conv_bn_activation_chain(small_models: dict) -> None:
-    gated = add_gating(small_models["residual"])
+    gated = add_gating(small_models["residual"], fold=False)
     # The gate follows the activation, or the BN when an Add consumes the BN directly.
     assert _gate_input(gated, "stem_gate") == "stem_relu"
     assert _gate_input(gated, "b1a_gate") == "b1a_relu"
     assert _gate_input(gated, "b1b_gate") == "b1b_bn"
     assert _gate_input(gated, "proj_gate") == "proj_bn"
-    gated = add_gating(small_models["dense_head"])
+    gated = add_gating(small_models["dense_head"], fold=False)
     assert _gate_input(gated, "fc1_gate") == "fc1_relu"
+
+
+def test_gates_fold_into_batch_norms_followed_by_relus_only() -> None:
+    img = keras.Input((SIDE, SIDE, 3), name="img")
+    x = _cbr(img, 8, 3, name="a")  # conv -> BN -> ReLU: folds
+    x = L.Conv2D(8, 3, padding="same", name="b")(x)
+    x = L.ReLU(max_value=6.0, name="b_relu6")(L.BatchNormalization(name="b_bn")(x))  # ReLU6: no
+    x = L.Conv2D(8, 3, padding="same", name="c")(x)
+    x = L.BatchNormalization(name="c_bn")(L.ReLU(name="c_relu")(x))  # BN last: folds
+    x = L.Conv2D(8, 3, padding="same", name="d")(x)
+    x = L.Activation("swish", name="d_swish")(L.BatchNormalization(name="d_bn")(x))  # no
+    x = L.Conv2D(8, 3, padding="same", name="e")(x)
+    x = L.LeakyReLU(name="e_leaky")(L.BatchNormalization(name="e_bn")(x))  # folds
+    x = L.ReLU(name="f_relu")(L.Conv2D(8, 3, padding="same", name="f")(x))  # no BN: a gate
+    model = keras.Model(img, _head(x), name="chains")
+    gated = add_gating(model)
+    kinds = {owner: type(gate).__name__ for owner, gate in gate_layers(gated).items()}
+    assert kinds == {
+        "a": "GatedBatchNormalization",
+        "b": "LogisticSigmoidGating",
+        "c": "GatedBatchNormalization",
+        "d": "LogisticSigmoidGating",
+        "e": "GatedBatchNormalization",
+        "f": "LogisticSigmoidGating",
+    }
+    # a folded gate keeps its batch norm's name; the others sit at the end of their chain
+    assert gate_layers(gated)["a"].name == "a_bn"
+    assert _gate_input(gated, "b_gate") == "b_relu6"
+    assert _gate_input(gated, "f_gate") == "f_relu"
+    # the layers around are unchanged: same names, in the same order, but the gates
+    assert [n for n in (layer.name for layer in gated.layers) if not n.endswith("_gate")] == [
+        layer.name for layer in model.layers
+    ]
+    with pytest.raises(ConfigurationError, match=r"\['temprature'\]"):
+        add_gating(model, temprature=0.5)
+
+
+def _fixed_noise(shape: Any, seed: Any = None) -> Any:
+    """Logistic noise that depends only on the number of channels (the same in both models)."""
+    n = int(shape[0])
+    u = (np.arange(n, dtype=np.float64) * 0.618034 + 0.1) % 1.0
+    return keras.ops.convert_to_tensor(np.log(u) - np.log1p(-u), "float32")
+
+
+def _step(model: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any, dict[str, np.ndarray]]:
+    """Training-mode outputs, FiGS term and the gradient of (loss + term) for every weight, keyed
+    by layer/weight (a gate's logits by the layer it gates)."""
+    import tensorflow as tf
+
+    reg = LogisticSigmoidFlopsRegularizer(model)
+    owners = {id(gate.mask_logits): owner for owner, gate in gate_layers(model).items()}
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    with tf.GradientTape() as tape:
+        out = model(x, training=True)
+        term = reg.get_regularization_term()
+        total = loss_fn(y, out) + 1e-3 * term
+    variables = model.trainable_variables
+    grads = tape.gradient(total, [v.value for v in variables])
+    keyed = {}
+    for v, g in zip(variables, grads, strict=True):
+        key = f"gate:{owners[id(v)]}" if id(v) in owners else v.path.split("/", 1)[0] + "/" + v.name
+        keyed[key] = np.asarray(g)
+    return np.asarray(out), float(term), keyed
+
+
+@pytest.mark.parametrize("name", ["residual", "dense_head", "mobile"])
+def test_folded_gates_train_exactly_as_gates_after_the_activation(
+    name: str, small_models: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainers.morphnet.keras3 import gating
+
+    monkeypatch.setattr(gating, "logistic_noise", _fixed_noise)
+    model = small_models[name]
+    folded = add_gating(model, temperature=0.5)
+    apart = add_gating(model, fold=False, temperature=0.5)
+    assert any(isinstance(g, GatedBatchNormalization) for g in gate_layers(folded).values())
+    assert set(gate_layers(folded)) == set(gate_layers(apart))
+    for gated in (folded, apart):
+        _set_logits(gated, _soft_logits)
+    x = inputs_for(model, batch=4)
+    y = np.arange(4) % CLASSES
+    out_f, term_f, grads_f = _step(folded, x, y)
+    out_a, term_a, grads_a = _step(apart, x, y)
+    # the same function of the same weights: outputs, FiGS term and every gradient
+    np.testing.assert_allclose(out_f, out_a, rtol=1e-5, atol=1e-6)
+    assert term_f == pytest.approx(term_a, rel=1e-6)
+    assert set(grads_f) == set(grads_a)
+    for key in grads_f:
+        np.testing.assert_allclose(grads_f[key], grads_a[key], rtol=1e-4, atol=1e-6, err_msg=key)
+    # the same moving statistics after the step, and the same learned structure
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            f, a = folded.get_layer(layer.name), apart.get_layer(layer.name)
+            np.testing.assert_allclose(
+                np.asarray(f.moving_mean), np.asarray(a.moving_mean), rtol=1e-5, atol=1e-7
+            )
+    s_f = LogisticSigmoidFlopsRegularizer(folded).structure()
+    s_a = LogisticSigmoidFlopsRegularizer(apart).structure()
+    assert {n: s.alive_channels for n, s in s_f.layers.items()} == {
+        n: s.alive_channels for n, s in s_a.layers.items()
+    }
 
 
 def _round_trip_all_open(model: Any, gated: Any = None) -> None:
@@ -813,11 +916,12 @@ def _round_trip_all_open(model: Any, gated: Any = None) -> None:
     assert all(s.alive_channels == tuple(range(s.original)) for s in structure.layers.values())
 
 
+@pytest.mark.parametrize("fold", [True, False])
 @pytest.mark.parametrize("name", list(SMALL))
 def test_remove_gating_with_all_gates_open_restores_the_model(
-    name: str, small_models: dict
+    name: str, fold: bool, small_models: dict
 ) -> None:
-    _round_trip_all_open(small_models[name])
+    _round_trip_all_open(small_models[name], add_gating(small_models[name], fold=fold))
 
 
 @pytest.mark.parametrize("name", slow_apps("MobileNetV2", "ResNet50"))
@@ -844,13 +948,14 @@ def _soft_logits(name: str, n: int) -> np.ndarray:
     return np.where(_closed(name, n), -rng.uniform(0.5, 4.0, n), rng.uniform(0.5, 4.0, n))
 
 
+@pytest.mark.parametrize("fold", [True, False])
 @pytest.mark.parametrize("keep_first", [True, False])
 @pytest.mark.parametrize("name", ["plain", "inception", "dense_head"])
 def test_remove_gating_drops_exactly_the_closed_channels(
-    name: str, keep_first: bool, small_models: dict
+    name: str, keep_first: bool, fold: bool, small_models: dict
 ) -> None:
     model = small_models[name]
-    gated = add_gating(model, keep_first_channel_alive=keep_first)
+    gated = add_gating(model, keep_first_channel_alive=keep_first, fold=fold)
     _set_logits(gated, _soft_logits)
     x = inputs_for(model)
     y_gated = predict(gated, x)

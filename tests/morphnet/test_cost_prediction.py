@@ -27,7 +27,7 @@ from trainers.morphnet import (
     LogisticSigmoidModelSizeRegularizer,
     Structure,
 )
-from trainers.morphnet.keras3 import add_gating, apply_structure
+from trainers.morphnet.keras3 import add_gating, apply_structure, gate_layers
 from trainers.morphnet.keras3.backend import keras
 from trainers.morphnet.widths import needs_min_channels, rebuild_structure, structure_cost
 
@@ -85,14 +85,13 @@ def scramble(model: Any, algorithm: str, seed: int) -> Any:
             kernel.assign(values * _scales(layer.name, values.shape[-1], rng))
         return model
     gated = add_gating(model, seed=seed)
-    for layer in gated.layers:
-        if layer.name.endswith("_gate"):
-            n = layer.mask_logits.shape[0]
-            logits = rng.normal(0.0, 2.0, n).astype(np.float32)
-            share = KILL.get(layer.name[: -len("_gate")])
-            if share:
-                logits[: int(round(share * n))] = -10.0
-            layer.mask_logits.assign(logits)
+    for owner, gate in sorted(gate_layers(gated).items()):
+        n = gate.mask_logits.shape[0]
+        logits = rng.normal(0.0, 2.0, n).astype(np.float32)
+        share = KILL.get(owner)
+        if share:
+            logits[: int(round(share * n))] = -10.0
+        gate.mask_logits.assign(logits)
     return gated
 
 

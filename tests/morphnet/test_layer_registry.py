@@ -36,7 +36,7 @@ from trainers.morphnet import (
     register_layer,
 )
 from trainers.morphnet.costs import TARGETS
-from trainers.morphnet.keras3 import LogisticSigmoidGating
+from trainers.morphnet.keras3 import GatedBatchNormalization, LogisticSigmoidGating
 from trainers.morphnet.keras3.backend import keras
 from trainers.morphnet.keras3.walk import functional_of
 from trainers.morphnet.structure import LayerStructure
@@ -153,6 +153,7 @@ CASES: dict[type, Case] = {
     L.ActivityRegularization: Case(2, L.ActivityRegularization),
     L.Identity: Case(2, L.Identity),
     LogisticSigmoidGating: Case(2, LogisticSigmoidGating),
+    GatedBatchNormalization: Case(2, GatedBatchNormalization),
     **_pools(),
 }
 USER_CASES: dict[type, Case] = {

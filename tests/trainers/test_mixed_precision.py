@@ -17,7 +17,7 @@ from trainers.errors import TrialConfigError
 from trainers.models import build_model
 from trainers.morphnet.keras3 import StructureLearner, add_gating
 from trainers.morphnet.keras3.backend import keras
-from trainers.morphnet.keras3.gating import LogisticSigmoidGating
+from trainers.morphnet.keras3.gating import ChannelGate, LogisticSigmoidGating
 from trainers.reporting import RecordingReporter
 from trainers.trial import make_regularizer, run_trial
 
@@ -76,7 +76,7 @@ def test_a_mixed_precision_trial_learns_in_float16(tmp_path, monkeypatch, algori
     assert convs and all(layer.compute_dtype == "float16" for layer in convs)
     assert all(layer.variable_dtype == "float32" for layer in convs)
     if algorithm == "logistic_sigmoid":
-        gates = [layer for layer in network.layers if isinstance(layer, LogisticSigmoidGating)]
+        gates = [layer for layer in network.layers if isinstance(layer, ChannelGate)]
         assert gates and all(g.compute_dtype == "float16" for g in gates)
         assert all(g.mask_logits.dtype == "float32" for g in gates)
     # compile wrapped the trial's Adam in a loss scaler, whose scale stayed finite

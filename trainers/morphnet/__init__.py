@@ -48,6 +48,9 @@ _LAZY = {
     "NetworkRegularizer",
     "REGULARIZERS",
     "LogisticSigmoidGating",
+    "GatedBatchNormalization",
+    "ChannelGate",
+    "gate_layers",
     "logistic_sigmoid_sample",
     "PassThrough",
     "Leaf",
@@ -82,6 +85,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "add_gating",
+    "gate_layers",
+    "ChannelGate",
+    "GatedBatchNormalization",
     "make_regularizer",
     "StructureLearner",
     "apply_structure",

@@ -3,8 +3,21 @@ regularizers, gating, the learner."""
 
 from __future__ import annotations
 
-from .apply import add_gating, apply_structure, cuts_network, model_cost, rebuild, remove_gating
-from .gating import LogisticSigmoidGating, logistic_sigmoid_sample
+from .apply import (
+    add_gating,
+    apply_structure,
+    cuts_network,
+    gate_layers,
+    model_cost,
+    rebuild,
+    remove_gating,
+)
+from .gating import (
+    ChannelGate,
+    GatedBatchNormalization,
+    LogisticSigmoidGating,
+    logistic_sigmoid_sample,
+)
 from .layers import (
     Channels,
     LayerSpec,
@@ -48,6 +61,9 @@ from .reader import read_model
 
 __all__ = [
     "add_gating",
+    "gate_layers",
+    "ChannelGate",
+    "GatedBatchNormalization",
     "make_regularizer",
     "StructureLearner",
     "apply_structure",

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..costs import TARGETS, Target
-from ..errors import StructureError
+from ..errors import ConfigurationError, StructureError
 from ..graph import SUPPORTED_OPS
 from ..structure import Structure
 from ..widths import (
@@ -26,8 +26,16 @@ from ..widths import (
     widths_cost,
 )
 from .backend import keras
-from .gating import LogisticSigmoidGating
-from .layers import Channels, LayerHandler, LayerSpec, WeightAxes, layer_specs, spec_of
+from .gating import GATE_OPTIONS, GatedBatchNormalization, LogisticSigmoidGating
+from .layers import (
+    Channels,
+    LayerHandler,
+    LayerSpec,
+    WeightAxes,
+    activation_name,
+    layer_specs,
+    spec_of,
+)
 from .reader import read_model
 from .walk import all_layers, fill_in, functional_of, walk
 
@@ -310,39 +318,86 @@ def _consumers(layers: list[Any]) -> dict[str, list[Any]]:
     return found
 
 
-def _gate_points(model: Any) -> dict[str, str]:
-    """For each prunable layer: the last layer of its conv -> BN -> activation chain."""
+def _gate_chains(model: Any) -> dict[str, list[Any]]:
+    """For each prunable layer not producing an output: its chain, the layer and the per-channel
+    layers (BN, activations) that alone consume it one after the other."""
     specs = layer_specs()
     layers = all_layers(model)
     consumers = _consumers(layers)
     outputs = {t._keras_history[0].name for t in functional_of(model).outputs}
-    points = {}
+    chains = {}
     for layer in layers:
         spec = specs.get(type(layer))
         if spec is None or spec.width is None or layer.name in outputs:
             continue
-        end = layer
+        chain = [layer]
         while (
-            len(consumers.get(end.name, [])) == 1
-            and getattr(specs.get(type(consumers[end.name][0])), "gate_chain", False)
-            and end.name not in outputs
+            len(consumers.get(chain[-1].name, [])) == 1
+            and getattr(specs.get(type(consumers[chain[-1].name][0])), "gate_chain", False)
+            and chain[-1].name not in outputs
         ):
-            end = consumers[end.name][0]
-        points[end.name] = layer.name
-    return points
+            chain.append(consumers[chain[-1].name][0])
+        chains[layer.name] = chain
+    return chains
 
 
-def add_gating(model: Any, **gate_kwargs: Any) -> Any:
-    """A copy of ``model`` with a ``LogisticSigmoidGating`` after every prunable layer's chain.
+def _positively_homogeneous(layer: Any) -> bool:
+    """Whether ``f(a * x) == a * f(x)`` for every a >= 0: a gate commutes with the layer."""
+    L = keras.layers
+    if isinstance(layer, L.ReLU):
+        return layer.max_value is None and not float(layer.threshold or 0.0)
+    if isinstance(layer, L.LeakyReLU | L.PReLU):
+        return True
+    if isinstance(layer, L.Activation):
+        return activation_name(layer.activation) in ("relu", "linear", "leaky_relu")
+    return False
 
-    The gate goes after the layer's BatchNormalization and activation (conv -> BN -> ReLU ->
-    gate), and is named ``<layer>_gate``. Layers producing a model output get no gate.
-    Weights are copied from ``model``.
+
+def _foldable_batch_norm(chain: list[Any]) -> Any:
+    """The batch norm of ``chain`` a gate can fold into exactly: the last plain channels-last
+    BatchNormalization with only positively homogeneous layers after it; else None."""
+    for i in range(len(chain) - 1, 0, -1):
+        layer = chain[i]
+        if type(layer) is keras.layers.BatchNormalization:
+            plain = layer.axis in (-1, [-1], len(layer.input.shape) - 1) and not (
+                layer.renorm or layer.synchronized
+            )
+            return layer if plain else None
+        if not _positively_homogeneous(layer):
+            return None
+    return None
+
+
+def add_gating(model: Any, *, fold: bool = True, **gate_kwargs: Any) -> Any:
+    """A copy of ``model`` with a FiGS gate on every prunable layer's channels.
+
+    The gate goes at the end of the layer's chain of per-channel layers (conv -> BN -> ReLU ->
+    gate), as a ``LogisticSigmoidGating`` named ``<layer>_gate``. With ``fold`` (the default),
+    where the chain has a BatchNormalization followed only by positively homogeneous layers
+    (ReLU, LeakyReLU, PReLU, linear), the gate is folded into that batch norm instead: it
+    becomes a ``GatedBatchNormalization`` of the same name, which scales gamma and beta by the
+    gate, the same function (``relu(m * y) = m * relu(y)`` for m >= 0) and gradients without a
+    pass over the activations. Layers producing a model output get no gate. Weights are copied
+    from ``model``; ``gate_kwargs`` are the gates' options (see ``ChannelGate``).
     """
-    points = _gate_points(model)
+    unknown = set(gate_kwargs) - set(GATE_OPTIONS)
+    if unknown:
+        raise ConfigurationError(
+            f"add_gating got unknown gate options {sorted(unknown)}; known: {list(GATE_OPTIONS)}"
+        )
+    points: dict[str, str] = {}  # where a LogisticSigmoidGating goes -> its layer
+    folded: set[str] = set()  # batch norms that become gated
+    for owner, chain in _gate_chains(model).items():
+        bn = _foldable_batch_norm(chain) if fold else None
+        if bn is not None:
+            folded.add(bn.name)
+        else:
+            points[chain[-1].name] = owner
     gates: dict[str, Any] = {}
 
     def clone(layer: Any) -> Any:
+        if layer.name in folded:
+            return GatedBatchNormalization(**layer.get_config(), **gate_kwargs)
         return layer.__class__.from_config(layer.get_config())
 
     def call(new: Any, old: Any, args: tuple, kwargs: dict) -> Any:
@@ -356,11 +411,57 @@ def add_gating(model: Any, **gate_kwargs: Any) -> Any:
         return out
 
     new_model = rebuild(model, clone, call_layer=call)
-    old = {layer.name: layer for layer in all_layers(model)}
-    for layer in all_layers(new_model):
-        if layer.name in old and old[layer.name].weights:
-            layer.set_weights(old[layer.name].get_weights())
+    _copy_named_weights(model, new_model)
     return new_model
+
+
+def _copy_named_weights(source: Any, target: Any) -> None:
+    """Each layer of ``target`` takes the weights of ``source``'s layer of the same name, weight
+    by weight name (a gated batch norm and its plain one share gamma, beta and the moving
+    statistics; the gate's own weights stay as initialized)."""
+    old = {layer.name: layer for layer in all_layers(source)}
+    for layer in all_layers(target):
+        if layer.name not in old or not old[layer.name].weights:
+            continue
+        given = {w.path.rsplit("/", 1)[-1]: w for w in old[layer.name].weights}
+        for w in layer.weights:
+            name = w.path.rsplit("/", 1)[-1]
+            if name in given:
+                w.assign(np.asarray(given[name]))
+
+
+def gate_layers(model: Any) -> dict[str, Any]:
+    """The FiGS gates of a gated model by the prunable layer each gates: its
+    ``LogisticSigmoidGating`` layers and its ``GatedBatchNormalization`` layers."""
+    layers = all_layers(model)
+    by_name = {layer.name: layer for layer in layers}
+    found = {}
+    for layer in layers:
+        if isinstance(layer, LogisticSigmoidGating) and layer.name.endswith("_gate"):
+            owner = layer.name[: -len("_gate")]
+            if owner in by_name:
+                found[owner] = layer
+        elif isinstance(layer, GatedBatchNormalization):
+            owner = _chain_owner(layer)
+            if owner is not None:
+                found[owner] = layer
+    return found
+
+
+def _chain_owner(layer: Any) -> str | None:
+    """The prunable layer whose per-channel chain ``layer`` is on, walking back one input at a
+    time; None when the chain starts elsewhere."""
+    specs = layer_specs()
+    while True:
+        nodes = layer._inbound_nodes
+        if len(nodes) != 1 or len(nodes[0].input_tensors) != 1:
+            return None
+        layer = nodes[0].input_tensors[0]._keras_history[0]
+        spec = specs.get(type(layer))
+        if spec is not None and spec.width is not None:
+            return str(layer.name)
+        if spec is None or not (spec.gate_chain or isinstance(layer, GatedBatchNormalization)):
+            return None
 
 
 def remove_gating(model: Any) -> tuple[Any, Structure]:
@@ -369,38 +470,39 @@ def remove_gating(model: Any) -> tuple[Any, Structure]:
     A gate's open channels are those with logit > 0 (plus channel 0 when it keeps the first
     channel alive); the structure prunes the rest. The soft inference scale sigmoid(logit) of
     open channels is folded into the preceding BatchNormalization (gamma, beta) or, with no BN,
-    into the layer's kernel and bias when only ReLU-like activations lie between.
+    into the layer's kernel and bias when only ReLU-like activations lie between. A
+    ``GatedBatchNormalization`` becomes the plain batch norm with that scale in its gamma, beta.
     """
-    gates = {
-        layer.name: layer for layer in all_layers(model) if isinstance(layer, LogisticSigmoidGating)
-    }
-    points = {v: k for k, v in _gate_points_of_gated(model).items()}
+    gates = gate_layers(model)
 
     def clone(layer: Any) -> Any:
-        return layer.__class__.from_config(layer.get_config())
+        if isinstance(layer, LogisticSigmoidGating):
+            return layer
+        config = layer.get_config()
+        if isinstance(layer, GatedBatchNormalization):
+            for key in layer.gate_config():
+                config.pop(key)
+            return keras.layers.BatchNormalization.from_config(config)
+        return layer.__class__.from_config(config)
 
     def call(new: Any, old: Any, args: tuple, kwargs: dict) -> Any:
         if isinstance(old, LogisticSigmoidGating):
             return args[0]
         return new(*args, **kwargs)
 
-    stripped = rebuild(
-        model,
-        lambda layer: layer if isinstance(layer, LogisticSigmoidGating) else clone(layer),
-        call_layer=call,
-    )
-    old = {layer.name: layer for layer in all_layers(model)}
-    for layer in all_layers(stripped):
-        if layer.name in old and old[layer.name].weights:
-            layer.set_weights(old[layer.name].get_weights())
-    for owner, gate_name in points.items():
-        gate = gates[gate_name]
+    stripped = rebuild(model, clone, call_layer=call)
+    _copy_named_weights(model, stripped)
+    stripped_layers = {layer.name: layer for layer in all_layers(stripped)}
+    for owner, gate in gates.items():
         if gate.soft_mask_for_inference:
             logits = np.asarray(gate.mask_logits).astype(np.float64)
             scale = 1.0 / (1.0 + np.exp(-logits)) * (logits > 0)
             if gate.keep_first_channel_alive:
                 scale[0] = 1.0  # the gate passes channel 0 unscaled: max(mask, one_hot(0))
-            _fold_scale(stripped, owner, scale)
+            if isinstance(gate, GatedBatchNormalization):
+                _scale_batch_norm(stripped_layers[gate.name], scale)
+            else:
+                _fold_scale(stripped, owner, scale)
     from .network_regularizers import LogisticSigmoidFlopsRegularizer
 
     # gates tied by an add are ORed, as the regularizer groups them
@@ -411,14 +513,13 @@ def remove_gating(model: Any) -> tuple[Any, Structure]:
     return stripped, structure
 
 
-def _gate_points_of_gated(model: Any) -> dict[str, str]:
-    """gate layer name -> the prunable layer it gates (its name prefix)."""
-    names = {layer.name for layer in all_layers(model)}
-    return {
-        layer.name: layer.name[: -len("_gate")]
-        for layer in all_layers(model)
-        if isinstance(layer, LogisticSigmoidGating) and layer.name[: -len("_gate")] in names
-    }
+def _scale_batch_norm(bn: Any, scale: np.ndarray) -> None:
+    """Multiply a batch norm's output channels by ``scale`` (gamma and beta; with no gamma,
+    ``scale`` cannot be folded and the closed channels are left to the structure)."""
+    if bn.scale:
+        bn.gamma.assign(np.asarray(bn.gamma) * scale)
+    if bn.center:
+        bn.beta.assign(np.asarray(bn.beta) * scale)
 
 
 def _fold_scale(model: Any, owner: str, scale: np.ndarray) -> None:
@@ -428,9 +529,7 @@ def _fold_scale(model: Any, owner: str, scale: np.ndarray) -> None:
     layer = next(layer for layer in layers if layer.name == owner)
     nxt = _consumers(layers).get(owner, [])
     if len(nxt) == 1 and isinstance(nxt[0], keras.layers.BatchNormalization) and nxt[0].scale:
-        bn = nxt[0]
-        bn.gamma.assign(np.asarray(bn.gamma) * scale)
-        bn.beta.assign(np.asarray(bn.beta) * scale)
+        _scale_batch_norm(nxt[0], scale)
         return
     spec = spec_of(layer, layer_specs())
     values = []

@@ -38,11 +38,15 @@ def logistic_sigmoid_sample(
     return soft
 
 
-class LogisticSigmoidGating(keras.layers.Layer):
-    """Multiplies the channels (last axis) of its input by a learned stochastic 0/1 gate.
+class ChannelGate:
+    """The FiGS gate of a layer's channels (last axis): its options, variables and mask.
+
+    Mixed into ``LogisticSigmoidGating`` (a gate layer of its own, multiplying its input) and
+    ``GatedBatchNormalization`` (the gate folded into a batch norm's scale and offset). The
+    regularizers read any ``ChannelGate`` the same way: ``mask_logits``, ``sampled_mask()``,
+    ``keep_first_channel_alive``.
 
     Args:
-        axis: the channel axis; only the last axis (-1) is supported, as in the original.
         temperature: tau > 0 of the logistic-sigmoid relaxation; exactly 0.0 samples hard gates
             and gives the regularizer nothing to learn from (no source).
         straight_through: forward with hard 0/1 gates, backward through the soft sample.
@@ -53,25 +57,21 @@ class LogisticSigmoidGating(keras.layers.Layer):
         global_step: a variable (e.g. ``optimizer.iterations``) or a callable returning the step.
     """
 
-    def __init__(
+    _last_mask: Any
+    mask_logits: Any
+    mask_sample: Any
+
+    def _init_gate(
         self,
-        axis: int = -1,
-        temperature: float = 0.001,
-        straight_through: bool = False,
-        log_odds_init: Any = 2.5,
-        soft_mask_for_inference: bool = True,
-        keep_first_channel_alive: bool = True,
-        annealing_rate: float | None = None,
-        global_step: Any = None,
-        seed: int | None = None,
-        **kwargs: Any,
+        temperature: float,
+        straight_through: bool,
+        log_odds_init: Any,
+        soft_mask_for_inference: bool,
+        keep_first_channel_alive: bool,
+        annealing_rate: float | None,
+        global_step: Any,
+        seed: int | None,
     ) -> None:
-        super().__init__(**kwargs)
-        if axis != -1:
-            raise ConfigurationError(
-                f"LogisticSigmoidGating gates the last (channel) axis only, but got axis={axis}; "
-                f"use axis=-1 with channels-last tensors"
-            )
         if (
             isinstance(temperature, bool)
             or not isinstance(temperature, int | float)
@@ -89,7 +89,6 @@ class LogisticSigmoidGating(keras.layers.Layer):
             raise ConfigurationError(
                 f"log_odds_init must be a number or a Keras initializer, but got {log_odds_init!r}"
             )
-        self.axis = axis
         self.temperature = float(temperature)
         self.straight_through = straight_through
         self.log_odds_init = log_odds_init
@@ -105,8 +104,7 @@ class LogisticSigmoidGating(keras.layers.Layer):
         """Whether a regularizer can learn from this gate (temperature exactly 0 cannot)."""
         return self.temperature != 0.0
 
-    def build(self, input_shape: Any) -> None:
-        channels = int(input_shape[-1])
+    def _build_gate(self, channels: int) -> None:
         init = self.log_odds_init
         initializer = (
             keras.initializers.Constant(float(init)) if isinstance(init, int | float) else init
@@ -114,14 +112,14 @@ class LogisticSigmoidGating(keras.layers.Layer):
         # autocast=False: under mixed precision the gate is sampled in float32 (so are the mask
         # the regularizer reads and its gradient) and cast to the activations' dtype only when
         # multiplied in
-        self.mask_logits = self.add_weight(
+        self.mask_logits = self.add_weight(  # type: ignore[attr-defined]
             name="mask_logits",
             shape=(channels,),
             initializer=initializer,
             trainable=True,
             autocast=False,
         )
-        self.mask_sample = self.add_weight(
+        self.mask_sample = self.add_weight(  # type: ignore[attr-defined]
             name="mask_sample",
             shape=(channels,),
             initializer="ones",
@@ -136,7 +134,9 @@ class LogisticSigmoidGating(keras.layers.Layer):
         step = ops.cast(ops.convert_to_tensor(step), "float32")
         return self.temperature * ops.power(0.1, step / float(self.annealing_rate))
 
-    def call(self, inputs: Any, training: bool | None = None) -> Any:
+    def gate_mask(self, training: bool | None) -> Any:
+        """The float32 mask of this call: a sample in training (stored for the regularizer),
+        the inference mask otherwise; channel 0 forced open with ``keep_first_channel_alive``."""
         logits = f32(self.mask_logits)
         if training:
             if self.temperature == 0.0 and self.annealing_rate is None:
@@ -158,7 +158,7 @@ class LogisticSigmoidGating(keras.layers.Layer):
         if self.keep_first_channel_alive:
             first = ops.convert_to_tensor(np.arange(int(logits.shape[0])) == 0)
             mask = ops.maximum(mask, ops.cast(first, "float32"))
-        return inputs * ops.cast(mask, inputs.dtype)
+        return mask
 
     def sampled_mask(self) -> Any:
         """The raw gate sample of this training step (before keep-first-channel), for the regularizer.
@@ -172,14 +172,9 @@ class LogisticSigmoidGating(keras.layers.Layer):
             return self._last_mask
         return f32(step_value(self.mask_sample))
 
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        return input_shape
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
+    def gate_config(self) -> dict[str, Any]:
         init = self.log_odds_init
-        config.update(
-            axis=self.axis,
+        return dict(
             temperature=self.temperature,
             straight_through=self.straight_through,
             log_odds_init=init
@@ -189,7 +184,166 @@ class LogisticSigmoidGating(keras.layers.Layer):
             keep_first_channel_alive=self.keep_first_channel_alive,
             annealing_rate=self.annealing_rate,
         )
+
+
+GATE_OPTIONS = (
+    "temperature",
+    "straight_through",
+    "log_odds_init",
+    "soft_mask_for_inference",
+    "keep_first_channel_alive",
+    "annealing_rate",
+    "global_step",
+    "seed",
+)
+
+
+class LogisticSigmoidGating(ChannelGate, keras.layers.Layer):
+    """Multiplies the channels (last axis) of its input by a learned stochastic 0/1 gate.
+
+    Args:
+        axis: the channel axis; only the last axis (-1) is supported, as in the original.
+        temperature, straight_through, log_odds_init, soft_mask_for_inference,
+        keep_first_channel_alive, annealing_rate, global_step, seed: see ``ChannelGate``.
+    """
+
+    def __init__(
+        self,
+        axis: int = -1,
+        temperature: float = 0.001,
+        straight_through: bool = False,
+        log_odds_init: Any = 2.5,
+        soft_mask_for_inference: bool = True,
+        keep_first_channel_alive: bool = True,
+        annealing_rate: float | None = None,
+        global_step: Any = None,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if axis != -1:
+            raise ConfigurationError(
+                f"LogisticSigmoidGating gates the last (channel) axis only, but got axis={axis}; "
+                f"use axis=-1 with channels-last tensors"
+            )
+        self.axis = axis
+        self._init_gate(
+            temperature,
+            straight_through,
+            log_odds_init,
+            soft_mask_for_inference,
+            keep_first_channel_alive,
+            annealing_rate,
+            global_step,
+            seed,
+        )
+
+    def build(self, input_shape: Any) -> None:
+        self._build_gate(int(input_shape[-1]))
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        return inputs * ops.cast(self.gate_mask(training), inputs.dtype)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(axis=self.axis, **self.gate_config())
         return config
+
+
+class GatedBatchNormalization(ChannelGate, keras.layers.BatchNormalization):
+    """A channels-last ``BatchNormalization`` whose output channels are gated: the original's
+    ``gated_batch_norm`` in one layer.
+
+    ``mask * BN(x)`` is computed as a batch norm with scale ``gamma * mask`` and offset
+    ``beta * mask``: the same function and gradients as a ``LogisticSigmoidGating`` after the
+    batch norm, at the cost of a C-vector product instead of a pass over the activations.
+    ``add_gating`` puts one in place of a prunable layer's batch norm when the gate can go there
+    exactly (see ``add_gating``). Takes the batch norm's arguments (``axis`` must be -1) and the
+    gate's (see ``ChannelGate``).
+    """
+
+    def __init__(
+        self,
+        temperature: float = 0.001,
+        straight_through: bool = False,
+        log_odds_init: Any = 2.5,
+        soft_mask_for_inference: bool = True,
+        keep_first_channel_alive: bool = True,
+        annealing_rate: float | None = None,
+        global_step: Any = None,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if self.renorm or self.synchronized:
+            raise ConfigurationError(
+                f"GatedBatchNormalization gates a batch norm without renorm or synchronization, "
+                f"but got renorm={self.renorm}, synchronized={self.synchronized}; use a "
+                f"BatchNormalization and a LogisticSigmoidGating after it"
+            )
+        self._init_gate(
+            temperature,
+            straight_through,
+            log_odds_init,
+            soft_mask_for_inference,
+            keep_first_channel_alive,
+            annealing_rate,
+            global_step,
+            seed,
+        )
+
+    def build(self, input_shape: Any) -> None:
+        rank = len(input_shape)
+        if self.axis % rank != rank - 1:
+            raise ConfigurationError(
+                f"GatedBatchNormalization {self.name!r} normalizes axis {self.axis} of a rank-"
+                f"{rank} input; it gates channels-last tensors only (axis=-1)"
+            )
+        super().build(input_shape)
+        self._build_gate(int(input_shape[-1]))
+
+    def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
+        gate = self.gate_mask(training)
+        compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
+        # as BatchNormalization.call: upcast, so float16 / bfloat16 inputs cannot overflow
+        inputs = ops.cast(inputs, compute_dtype)
+        gate = ops.cast(gate, compute_dtype)
+        moving_mean = ops.cast(self.moving_mean, compute_dtype)
+        moving_variance = ops.cast(self.moving_variance, compute_dtype)
+        gamma = ops.cast(self.gamma, compute_dtype) * gate if self.scale else gate
+        beta = ops.cast(self.beta, compute_dtype) * gate if self.center else None
+        if training and self.trainable:
+            mean, variance = self._moments(inputs, mask)
+            self.moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_variance.assign(
+                moving_variance * self.momentum + variance * (1.0 - self.momentum)
+            )
+        else:
+            mean, variance = moving_mean, moving_variance
+        outputs = ops.batch_normalization(
+            inputs, mean, variance, axis=-1, offset=beta, scale=gamma, epsilon=self.epsilon
+        )
+        return ops.cast(outputs, self.compute_dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(self.gate_config())
+        return config
+
+
+def lower_gated_batch_norm(
+    builder: Any, layer: Any, node: Any, inputs: list[TensorRef]
+) -> list[TensorRef]:
+    """A gated batch norm reads as the original's gated_batch_norm: the BN, then its gate."""
+    from .layers import lower_batch_norm
+
+    (x,) = lower_batch_norm(builder, layer, node, inputs)
+    op_type = "LogisticSigmoidGating" if layer.is_source else "LogisticSigmoidHardGating"
+    gate = builder.add(layer, op_type, (x.shape[-1],), (), weight="mask_logits")
+    return [builder.add(layer, "Mul", x.shape, (gate, x))]
 
 
 def lower_gating(builder: Any, layer: Any, node: Any, inputs: list[TensorRef]) -> list[TensorRef]:
@@ -198,3 +352,10 @@ def lower_gating(builder: Any, layer: Any, node: Any, inputs: list[TensorRef]) -
     op_type = "LogisticSigmoidGating" if layer.is_source else "LogisticSigmoidHardGating"
     gate = builder.add(layer, op_type, (x.shape[-1],), (), weight="mask_logits")
     return [builder.add(layer, "Mul", tuple(node.output_tensors[0].shape), (gate, x))]
+
+
+# what keras.models.load_model needs to load a gated model
+CUSTOM_OBJECTS = {
+    "LogisticSigmoidGating": LogisticSigmoidGating,
+    "GatedBatchNormalization": GatedBatchNormalization,
+}

@@ -286,7 +286,9 @@ def _dense(b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]) -> l
     return [_bias_and_activation(b, layer, x)]
 
 
-def _batch_norm(b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]) -> list[TensorRef]:
+def lower_batch_norm(
+    b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]
+) -> list[TensorRef]:
     rank = len(inputs[0].shape)
     axis = layer.axis if isinstance(layer.axis, int) else tuple(layer.axis)
     if axis not in (-1, rank - 1, [-1], (-1,), (rank - 1,)):
@@ -501,7 +503,12 @@ def _reshape_resize(config: dict[str, Any], channels: int) -> dict[str, Any]:
 
 @cache
 def _builtin_specs() -> Mapping[type, LayerSpec]:
-    from .gating import LogisticSigmoidGating, lower_gating
+    from .gating import (
+        GatedBatchNormalization,
+        LogisticSigmoidGating,
+        lower_gated_batch_norm,
+        lower_gating,
+    )
 
     L = keras.layers
     PASS, NEW, MERGE = Channels.PASS, Channels.NEW, Channels.MERGE
@@ -518,7 +525,8 @@ def _builtin_specs() -> Mapping[type, LayerSpec]:
         L.SeparableConv1D: LayerSpec(_separable, NEW, width="filters", weights=separable_weights),
         L.SeparableConv2D: LayerSpec(_separable, NEW, width="filters", weights=separable_weights),
         L.Dense: LayerSpec(_dense, NEW, width="units", weights=kernel_weights),
-        L.BatchNormalization: LayerSpec(_batch_norm, PASS, gate_chain=True),
+        L.BatchNormalization: LayerSpec(lower_batch_norm, PASS, gate_chain=True),
+        GatedBatchNormalization: LayerSpec(lower_gated_batch_norm, PASS),
         L.Activation: LayerSpec(_activation_layer, PASS, gate_chain=True),
         L.ReLU: LayerSpec(_relu_layer, PASS, gate_chain=True),
         L.LeakyReLU: LayerSpec(PassThrough("LeakyRelu"), PASS, gate_chain=True),
