@@ -53,6 +53,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 ALGORITHMS = ("gamma", "group_lasso", "logistic_sigmoid")
+# FiGS with every gate a layer after its activation (add_gating(fold=False)), for comparison
+UNFOLDED = "logistic_sigmoid unfolded"
 GOALS = {"gamma": 1.05, "logistic_sigmoid": 1.05, "group_lasso": 1.10}
 # name -> (model spec, input side, width of the zoo models)
 MODELS: dict[str, tuple[str, int]] = {
@@ -144,13 +146,18 @@ def _networks(spec: str, side: int) -> dict[str, tuple[Any, Any]]:
 
     shape = (side, side, 3)
     nets: dict[str, tuple[Any, Any]] = {"plain": (build_model(spec, shape, 10, 32, 0), None)}
-    for algorithm in ALGORITHMS:
+    for variant in (*ALGORITHMS, UNFOLDED):
+        algorithm = "logistic_sigmoid" if variant == UNFOLDED else variant
         network = build_model(spec, shape, 10, 32, 0)
         if algorithm == "logistic_sigmoid":
-            network = add_gating(network, seed=0, temperature=0.5, straight_through=True)
+            # folded into the batch norms where it can be (the default), or every gate a layer
+            # of its own after the activation: the pass over the activations the fold saves
+            network = add_gating(
+                network, seed=0, temperature=0.5, straight_through=True, fold=variant != UNFOLDED
+            )
         config = TrialConfig(model=spec, algorithm=algorithm, backend=BACKEND)
         reg = make_regularizer(network, config)
-        nets[algorithm] = (StructureLearner(network, reg, 1.0 / reg.seed_cost), reg)
+        nets[variant] = (StructureLearner(network, reg, 1.0 / reg.seed_cost), reg)
     for model, _ in nets.values():
         _compile(model)
     return nets
@@ -179,7 +186,7 @@ def bench_steps(
     for name in models or list(MODELS):
         spec, side = MODELS[name]
         case = f"{name} [{BACKEND}]"
-        _log(f"train step: building {name} (plain + {len(ALGORITHMS)} algorithms)")
+        _log(f"train step: building {name} (plain, {len(ALGORITHMS)} algorithms, FiGS unfolded)")
         nets = _networks(spec, side)
         warm = _data(side, batch, 1)
         for variant, (model, _) in nets.items():
@@ -204,6 +211,10 @@ def bench_steps(
             ratios = [a / p for a, p in zip(times[algorithm], times["plain"], strict=True)]
             row = _row("train step", case, f"{algorithm} / plain Keras", ratios)
             rows.append(_goal(row, GOALS[algorithm]))
+        for over in ("plain", "logistic_sigmoid"):
+            ratios = [u / o for u, o in zip(times[UNFOLDED], times[over], strict=True)]
+            name = "plain Keras" if over == "plain" else "logistic_sigmoid (folded)"
+            rows.append(_row("train step", case, f"{UNFOLDED} / {name}", ratios))
         ms = [t / steps * 1e3 for t in times["plain"]]
         rows.append(_row("train step", case, "plain Keras step", ms, unit="ms"))
         if BACKEND != "tensorflow":  # the term's own figures are TensorFlow's (tf.function)

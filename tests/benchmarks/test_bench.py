@@ -81,16 +81,17 @@ def test_train_step_section_writes_its_ratios(tmp_path):
         if r["section"] == "train step" and r["unit"] == "x"
     }
     # TensorFlow and JAX side by side, the same models and ratios
+    measures = [f"{a} / plain Keras" for a in (*bench.ALGORITHMS, bench.UNFOLDED)]
+    measures.append(f"{bench.UNFOLDED} / logistic_sigmoid (folded)")
     assert set(ratios) == {
-        (f"zoo ResNet@32 [{b}]", f"{a} / plain Keras")
-        for a in bench.ALGORITHMS
-        for b in ("tensorflow", "jax")
+        (f"zoo ResNet@32 [{b}]", m) for m in measures for b in ("tensorflow", "jax")
     }
     for r in ratios.values():
         # a measured ratio (its size is make bench's figure, not something a loaded CI machine
-        # could assert), judged against its goal
+        # could assert)
         assert 0 < float(r["median"]) < float("inf") and r["rounds"] == "2"
-        assert r["met"] in ("yes", "NO")
+        # judged against its goal; the unfolded-gates comparison has none
+        assert r["met"] in (("",) if bench.UNFOLDED in r["measure"] else ("yes", "NO"))
     terms = [r for r in rows if r["section"] == "term / forward" and r["unit"] == "x"]
     assert len(terms) == 2 * len(bench.ALGORITHMS)
     assert all(0 < float(r["median"]) for r in terms)
