@@ -190,13 +190,18 @@ def publish_pareto(tracker: SweepTracker, config: Any) -> dict[str, Any]:
             _log_budgets(tracker, report)
     for _, row in result.table.iterrows():
         if row["status"] == "FINISHED":
+            trial = str(row["trial_id"])
             tracker.set_tags(
-                str(row["trial_id"]),
+                trial,
                 {
                     TAG_PARETO: str(bool(row["pareto"])).lower(),
                     TAG_KNEE: str(bool(row["knee"])).lower(),
                 },
             )
+            if bool(row["pareto"]):
+                # on the front's trials only: MLflow's chart view plots it as its own scatter
+                accuracy = {f"pareto_accuracy/{row['target']}": row["accuracy"]}
+                tracker.log_metrics(trial, accuracy, step=0)
     return {"results": int(len(table)), "pareto": int(result.table["pareto"].sum())}
 
 

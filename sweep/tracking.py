@@ -418,38 +418,67 @@ class SweepTracker:
         return len(runs), saved
 
     def set_chart_view(self, targets: list[str]) -> str:
-        """A saved view of the experiment in MLflow's own UI: the trial runs, charted.
+        """Saved views of the experiment in MLflow's own UI, and links to them on the parent run.
 
-        The view (an experiment tag the MLflow UI reads, ``mlflow.sharedViewState.<key>``)
-        filters the runs table to the sweep's trials and opens a scatter of cost against
-        retrained accuracy per target. Returns the URL query that opens it (see ``ui_url``).
+        Each view is an experiment tag the MLflow UI reads (``mlflow.sharedViewState.<key>``:
+        an envelope with the UI state as a JSON string) and restores when the page is opened
+        with ``?viewStateShareKey=<key>``. Both filter the runs to the sweep's trials and sort
+        them by the first target's cost: any sort other than start time lists the trials as
+        flat rows (by start time MLflow folds child runs under their parent, and charts only
+        the rows shown). The chart view shows every trial (``runsHiddenMode``; MLflow's default
+        charts the first 10 rows), one scatter of cost against retrained accuracy per target and
+        one of the Pareto-optimal trials (``pareto_accuracy/<target>``, logged on those only).
+        Returns the URL query that opens the chart view (see ``ui_urls``).
         """
         import json
 
         section = "morphsweep-pareto"
-        charts = [
-            {
-                "uuid": f"morphsweep-{target}",
-                "type": "SCATTER",
-                "xaxis": {"key": f"cost/{target}", "type": "METRIC"},
-                "yaxis": {"key": "accuracy", "type": "METRIC"},
-                "runsCountToCompare": 1000,
-                "metricSectionId": section,
-                "deleted": False,
-                "isGenerated": False,
-                "displayName": f"{target}: cost vs retrained accuracy",
-            }
-            for target in targets
+        charts: list[dict[str, Any]] = []
+        for target in targets:
+            # MLflow titles a scatter "<x> vs. <y>"
+            for y in ("accuracy", f"pareto_accuracy/{target}"):
+                charts.append(
+                    {
+                        "uuid": f"morphsweep-{target}-{y.split('/')[0]}",
+                        "type": "SCATTER",
+                        "xaxis": {"key": f"cost/{target}", "type": "METRIC"},
+                        "yaxis": {"key": y, "type": "METRIC"},
+                        "runsCountToCompare": 1000,
+                        "metricSectionId": section,
+                        "deleted": False,
+                        "isGenerated": False,
+                    }
+                )
+        # MLflow adds a generated chart for every metric no card claims; deleted cards claim the
+        # ones the scatters show, so they are not charted a second time elsewhere
+        shown = ["accuracy"] + [
+            f"{kind}/{t}" for t in targets for kind in ("cost", "cost_fraction", "pareto_accuracy")
         ]
+        charts += [
+            {
+                "uuid": f"morphsweep-claim-{key}",
+                "type": "BAR",
+                "metricKey": key,
+                "metricSectionId": section,
+                "deleted": True,
+                "isGenerated": True,
+            }
+            for key in shown
+        ]
+        order = {"orderByKey": f"metrics.`cost/{targets[0]}`", "orderByAsc": True}
         state = {
             "searchFilter": TRIALS_FILTER,
+            **order,
+            "runsHiddenMode": "SHOW_ALL",
+            "hideEmptyCharts": False,
+            "isAccordionReordered": True,
             "compareRunCharts": charts,
             "compareRunSections": [
                 {
                     "uuid": section,
                     "name": "morphsweep: cost vs accuracy",
                     "display": True,
-                    "isReordered": False,
+                    "isReordered": True,
                     "deleted": False,
                     "isGenerated": False,
                 }
@@ -471,10 +500,18 @@ class SweepTracker:
         ]
         for target in targets:
             columns += [f"metrics.`cost/{target}`", f"metrics.`cost_fraction/{target}`"]
+        columns.append(f"tags.`{TAG_PARETO}`")
         table = {
             **envelope,
             "name": f"{self.sweep}: trials, cost and accuracy",
-            "state": json.dumps({"searchFilter": TRIALS_FILTER, "selectedColumns": columns}),
+            "state": json.dumps(
+                {
+                    "searchFilter": TRIALS_FILTER,
+                    **order,
+                    "runsHiddenMode": "SHOW_ALL",
+                    "selectedColumns": columns,
+                }
+            ),
         }
         for key, value in ((VIEW_KEY, envelope), (f"{VIEW_KEY}-table", table)):
             self._put(
@@ -484,6 +521,19 @@ class SweepTracker:
                     "value": json.dumps(value),
                 }
             )
+        links = ui_urls("", self.experiment_id)
+        self.set_tags(
+            None,
+            {
+                # the parent run's description in the MLflow UI
+                "mlflow.note.content": (
+                    f"morphsweep sweep **{self.sweep}**: "
+                    f"[the trials as a table, sorted by cost]({links['table']}) · "
+                    f"[cost against accuracy, charted]({links['chart']}) · "
+                    f"the Pareto figures are in the artifacts, under `pareto/`"
+                )
+            },
+        )
         return f"viewStateShareKey={VIEW_KEY}&compareRunsMode=CHART"
 
     def log_parent_metrics(self, metrics: Mapping[str, float]) -> None:

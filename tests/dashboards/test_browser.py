@@ -54,7 +54,7 @@ def browser():
             f"CI is set but {' and '.join(MISSING)} is missing: run .ci/install-browser.sh "
             "(Debian packages chromium and chromium-driver)"
         )
-    with Browser(CHROMIUM, CHROMEDRIVER, window=(1400, 1000)) as driver:  # type: ignore[arg-type]
+    with Browser(CHROMIUM, CHROMEDRIVER, window=(1500, 1000)) as driver:  # type: ignore[arg-type]
         yield driver
 
 
@@ -146,16 +146,6 @@ def open_html_artifact(browser, sweep, path: str) -> None:
     wait_for_plots(browser)
 
 
-# The parent row of a sweep in MLflow's runs table: its expander shows the trial runs.
-EXPAND = """
-const icon = Array.from(document.querySelectorAll('.ag-row svg path'))
-  .find(p => (p.getAttribute('d') || '').startsWith('M7.25 7.25'));
-if (!icon) { return false; }
-icon.closest('span').click();
-return true;
-"""
-
-
 # --- the MLflow UI -------------------------------------------------------------------------------
 def test_mlflow_ui_shows_the_parent_run(browser, sweep):
     browser.get(f"{sweep.uri}/#/experiments/{sweep.experiment_id}/runs/{sweep.parent_id}")
@@ -180,51 +170,132 @@ def test_mlflow_ui_shows_the_parent_run(browser, sweep):
     browser.screenshot(artifacts_dir() / "mlflow_parent_run.png")
 
 
-def test_mlflow_experiment_lists_the_trials_with_cost_and_accuracy(browser, sweep):
+# The rows of MLflow's runs grid as a user sees them: per row, the run name and each metric
+# column's text, keyed by its header ("accuracy", "cost/flops" ...).
+GRID_ROWS = """
+const headers = {};
+document.querySelectorAll('.ag-header-cell[col-id]').forEach(h => {
+  headers[h.getAttribute('col-id')] = h.innerText.trim();
+});
+const rows = {};
+document.querySelectorAll('.ag-center-cols-container .ag-row').forEach(r => {
+  const i = r.getAttribute('row-index');
+  const cells = rows[i] || (rows[i] = {});
+  r.querySelectorAll('[col-id]').forEach(c => {
+    cells[headers[c.getAttribute('col-id')] || c.getAttribute('col-id')] = c.innerText.trim();
+  });
+});
+document.querySelectorAll('.ag-pinned-left-cols-container .ag-row').forEach(r => {
+  const i = r.getAttribute('row-index');
+  (rows[i] || (rows[i] = {})).name = r.innerText.trim();
+});
+return Object.keys(rows).sort((a, b) => a - b).map(i => rows[i]);
+"""
+
+
+def test_mlflow_table_link_lists_every_trial_flat_sorted_by_cost(browser, sweep):
     links = ui_urls(sweep.uri, sweep.experiment_id)
+    trials = len(sweep.finished) + len(sweep.failed)
     browser.get("about:blank")
     browser.get(links["table"])
-    browser.wait_for(EXPAND, timeout=180, what="the sweep's parent row, to expand")
-    # (the grid renders only the columns in view: the first two metric columns are)
-    browser.wait_for(
-        "const h = Array.from(document.querySelectorAll('[role=columnheader]'))"
-        ".map(e => e.innerText.trim()).filter(Boolean);"
-        "return h.includes('accuracy') && h.includes('cost/flops') ? h : null",
-        what="the accuracy and cost columns of the saved table view",
+    # no click: one row per trial (the parent is not among them, nothing folded), with the
+    # saved view's columns filled
+    rows = browser.wait_for(
+        f"const rows = (function() {{ {GRID_ROWS} }})();"
+        "return rows.length === arguments[0] && rows.filter(r => /^0\\.\\d+/.test("
+        "r['accuracy'] || '')).length === arguments[1] ? rows : null",
+        trials,
+        len(sweep.finished),
+        timeout=180,  # the first page of a fresh browser parses MLflow's whole bundle
+        what=f"{trials} trial rows, {len(sweep.finished)} with an accuracy",
     )
-    names = browser.wait_for(
-        "const t = document.body.innerText; return arguments[0].every(n => t.includes(n))",
-        sorted(sweep.finished),
-        what="every finished trial's run in the table",
-    )
-    assert names
-    # the accuracy column holds the trials' values (MLflow shows metrics rounded)
-    text = browser.execute("return document.querySelector('.ag-center-cols-container').innerText")
-    assert re.search(r"0\.9\d*", text), text[:2000]
     browser.screenshot(artifacts_dir() / "mlflow_trials_table.png")
+    # the grid renders the columns in view: scroll right for the params and the Pareto tag
+    browser.execute(
+        "const v = document.querySelector('.ag-body-horizontal-scroll-viewport');"
+        "if (v) { v.scrollLeft = v.scrollWidth; v.dispatchEvent(new Event('scroll')); }"
+    )
+    right = browser.wait_for(
+        f"const rows = (function() {{ {GRID_ROWS} }})();"
+        "return rows.length && rows.every(r => 'strength' in r || 'width' in r) ? rows : null",
+        what="the params columns of the saved table view",
+    )
+    rows = [{**left, **more} for left, more in zip(rows, right, strict=True)]
+    names = " ".join(r.get("name", "") for r in rows)
+    assert all(trial in names for trial in sweep.finished), names
+    assert SWEEP not in names  # the parent run is no row of its own
+    # sorted by the first target's cost, ascending; the trials of the other target (no such
+    # metric) and the failed one after them
+    costs = [
+        float(r["cost/flops"])
+        for r in rows
+        if re.match(r"^[\d.]+(e[+-]?\d+)?k?$", r.get("cost/flops", ""))
+    ]
+    assert len(costs) == sum(1 for t in sweep.finished.values() if t["target"] == "flops")
+    assert costs == sorted(costs)
+    # each row says what the trial was and whether it is on the front
+    assert all(r.get("algorithm") for r in rows), str(rows[:2])
+    assert all(r.get("strength") or r.get("width") for r in rows[: len(costs)]), str(rows[:2])
+    assert {r.get("morphsweep.pareto") for r in rows[: len(costs)]} == {"true", "false"}
 
 
-def test_mlflow_chart_view_plots_cost_against_accuracy(browser, sweep):
+# Per scatter card of MLflow's chart view, found by its title ("<x> vs. <y>"): the number of
+# points drawn.
+CARD_POINTS = """
+const title = Array.from(document.querySelectorAll('span, div, h3, h4'))
+  .find(e => e.children.length === 0 && e.innerText.trim() === arguments[0]);
+if (!title) { return null; }
+title.scrollIntoView({block: 'center'});
+let card = title;
+while (card && !card.querySelector('.js-plotly-plot')) { card = card.parentElement; }
+if (!card) { return null; }
+return card.querySelectorAll('.js-plotly-plot g.trace.scatter path.point').length;
+"""
+
+
+def test_mlflow_chart_link_plots_every_trial_per_target(browser, sweep):
     links = ui_urls(sweep.uri, sweep.experiment_id)
     browser.get("about:blank")
     browser.get(links["chart"])
-    browser.wait_for(EXPAND, timeout=180, what="the sweep's parent row, to expand")
-    section = browser.wait_for(
-        "const t = document.body.innerText; const i = t.indexOf('morphsweep: cost vs accuracy');"
-        "return i >= 0 ? t.slice(i, i + 40) : null",
-        what="the saved section of cost-accuracy scatters",
+    pareto = {
+        r.info.run_name: r.data.tags.get("morphsweep.pareto") == "true"
+        for r in MlflowClient(sweep.uri).search_runs(
+            [sweep.experiment_id], "tags.`morphsweep.role` = 'trial'"
+        )
+    }
+    for i, target in enumerate(("flops", "latency")):
+        # no click: every finished trial of the target (learned and baseline widths) is a point
+        finished = [t for t, spec in sweep.finished.items() if spec["target"] == target]
+        drawn_points = browser.wait_for(
+            CARD_POINTS,
+            f"cost/{target} vs. accuracy",
+            timeout=180 if i == 0 else 90,
+            what=f"the {target} scatter",
+        )
+        assert drawn_points == len(finished), (target, drawn_points, finished)
+        front = [t for t in finished if pareto.get(t)]
+        assert 0 < len(front) < len(finished)
+        # the Pareto-optimal trials, as their own scatter
+        points = browser.wait_for(
+            CARD_POINTS, f"cost/{target} vs. pareto_accuracy/{target}", what=f"the {target} front"
+        )
+        assert points == len(front), (target, points, front)
+        if i == 0:
+            browser.screenshot(artifacts_dir() / "mlflow_chart_view.png")
+
+
+def test_mlflow_parent_run_links_to_both_views(browser, sweep):
+    browser.get("about:blank")
+    browser.get(f"{sweep.uri}/#/experiments/{sweep.experiment_id}/runs/{sweep.parent_id}")
+    hrefs = browser.wait_for(
+        "const a = Array.from(document.querySelectorAll('a')).map(e => e.getAttribute('href'))"
+        ".filter(h => h && h.includes('viewStateShareKey')); return a.length >= 2 ? a : null",
+        timeout=180,
+        what="the links to the table and chart views in the run's description",
     )
-    assert "(2)" in section  # one scatter per target
-    browser.wait_for(
-        "return document.querySelectorAll('.js-plotly-plot').length >= 1",
-        what="MLflow's charts",
-    )
-    browser.execute(
-        "const s = Array.from(document.querySelectorAll('span, div, h3'))"
-        ".find(e => e.children.length === 0 && e.innerText === 'morphsweep: cost vs accuracy');"
-        "if (s) { s.scrollIntoView(); }"
-    )
-    browser.screenshot(artifacts_dir() / "mlflow_chart_view.png")
+    links = ui_urls("", sweep.experiment_id)
+    assert any(h.endswith(links["table"].split("#", 1)[1]) for h in hrefs), hrefs
+    assert any(h.endswith(links["chart"].split("#", 1)[1]) for h in hrefs), hrefs
 
 
 def test_mlflow_ui_renders_the_pareto_figure(browser, sweep):

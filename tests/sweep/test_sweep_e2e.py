@@ -91,7 +91,23 @@ def test_parent_children_metrics_artifacts(finished_sweep):
     views = {k for k in experiment.tags if k.startswith("mlflow.sharedViewState.")}
     assert views == {"mlflow.sharedViewState.morphsweep", "mlflow.sharedViewState.morphsweep-table"}
     chart = json.loads(json.loads(experiment.tags["mlflow.sharedViewState.morphsweep"])["state"])
-    assert [c["xaxis"]["key"] for c in chart["compareRunCharts"]] == ["cost/flops"]
+    scatters = [c for c in chart["compareRunCharts"] if not c["deleted"]]
+    assert [(c["xaxis"]["key"], c["yaxis"]["key"]) for c in scatters] == [
+        ("cost/flops", "accuracy"),
+        ("cost/flops", "pareto_accuracy/flops"),
+    ]
+    # flat rows sorted by cost (MLflow folds children under the parent when sorted by time)
+    assert chart["orderByKey"] == "metrics.`cost/flops`" and chart["runsHiddenMode"] == "SHOW_ALL"
+    # the front's trials carry their accuracy as the Pareto scatter's metric, the others not
+    for child in children:
+        on_front = child.data.tags.get("morphsweep.pareto") == "true"
+        front_accuracy = child.data.metrics.get("pareto_accuracy/flops")
+        assert (front_accuracy is not None) == on_front
+        if on_front:
+            assert front_accuracy == child.data.metrics["accuracy"]
+    # the parent run's description links to both views
+    note = parent[0].data.tags["mlflow.note.content"]
+    assert "viewStateShareKey=morphsweep-table" in note and "viewStateShareKey=morphsweep&" in note
     for child in children:
         seed = child.data.params["seed"]
         if seed == "1":
