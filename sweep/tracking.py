@@ -470,6 +470,9 @@ class SweepTracker:
             "searchFilter": TRIALS_FILTER,
             **order,
             "runsHiddenMode": "SHOW_ALL",
+            # the charts get the page's width; the run list opens with one click (the table
+            # view lists the trials)
+            "runListHidden": True,
             "hideEmptyCharts": False,
             "isAccordionReordered": True,
             "compareRunCharts": charts,

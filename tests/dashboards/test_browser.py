@@ -193,6 +193,18 @@ return Object.keys(rows).sort((a, b) => a - b).map(i => rows[i]);
 """
 
 
+# MLflow 3.17 opens its assistant panel beside the page: closed for the screenshots
+CLOSE_ASSISTANT = """
+const panel = Array.from(document.querySelectorAll('div'))
+  .find(d => d.children.length && d.innerText.startsWith('MLflow Assistant'));
+if (!panel) { return true; }
+const close = Array.from(panel.querySelectorAll('button'))
+  .filter(b => /close/i.test(b.getAttribute('aria-label') || '')).pop();
+if (close) { close.click(); }
+return true;
+"""
+
+
 def test_mlflow_table_link_lists_every_trial_flat_sorted_by_cost(browser, sweep):
     links = ui_urls(sweep.uri, sweep.experiment_id)
     trials = len(sweep.finished) + len(sweep.failed)
@@ -209,6 +221,7 @@ def test_mlflow_table_link_lists_every_trial_flat_sorted_by_cost(browser, sweep)
         timeout=180,  # the first page of a fresh browser parses MLflow's whole bundle
         what=f"{trials} trial rows, {len(sweep.finished)} with an accuracy",
     )
+    browser.execute(CLOSE_ASSISTANT)
     browser.screenshot(artifacts_dir() / "mlflow_trials_table.png")
     # the grid renders the columns in view: scroll right for the params and the Pareto tag
     browser.execute(
@@ -281,6 +294,7 @@ def test_mlflow_chart_link_plots_every_trial_per_target(browser, sweep):
         )
         assert points == len(front), (target, points, front)
         if i == 0:
+            browser.execute(CLOSE_ASSISTANT)
             browser.screenshot(artifacts_dir() / "mlflow_chart_view.png")
 
 
