@@ -8,10 +8,15 @@ are skipped, unless the environment variable CI is set: then they fail. Screensh
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 import urllib.request
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,7 +28,7 @@ from dashboards.page import build_dashboard, publish_dashboard, trial_page_name
 from sweep.tracking import ui_urls
 from tests.dashboards.browser import Browser, find_chromedriver, find_chromium
 from tests.dashboards.test_dashboards import LAYERS, populate_sweep
-from tests.sweep.conftest import mlflow_server  # noqa: F401
+from tests.sweep.conftest import free_port, mlflow_server  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
@@ -63,6 +68,76 @@ def sweep(mlflow_server, tmp_path_factory):  # noqa: F811
     logged = populate_sweep(mlflow_server, SWEEP, tmp_path_factory.mktemp("logged"))
     publish_dashboard(mlflow_server, SWEEP)
     return logged
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    """The same sweep logged to a local SQLite store and served by ``morphsweep ui SWEEP``, as
+    after ``make demo``; its ``uri`` is the UI's address, ``links`` what the command printed."""
+    folder = tmp_path_factory.mktemp("local")
+    store = f"sqlite:///{folder / 'mlflow.db'}"
+    logged = populate_sweep(store, SWEEP, folder / "logged")
+    port = free_port()
+    command = [sys.executable, "-m", "sweep.cli", "ui", SWEEP, "--tracking-uri", store]
+    process = subprocess.Popen(
+        [*command, "--port", str(port)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        printed = []
+        while len(printed) < 2 and process.stdout is not None:
+            line = process.stdout.readline()
+            if not line:
+                raise AssertionError(f"morphsweep ui ended: {printed}")
+            printed += re.findall(r"(http://\S+viewStateShareKey\S+)", line)
+        _wait_for_http(f"http://127.0.0.1:{port}/health")
+        served = dataclasses.replace(logged, uri=f"http://127.0.0.1:{port}")
+        yield served, {"table": printed[0], "chart": printed[1]}
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def _wait_for_http(url: str, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"nothing answered at {url} within {timeout:.0f} s")
+
+
+def remote_links(sweep) -> dict[str, str]:
+    """The links ``morphsweep ui SWEEP`` prints for a sweep tracked to a tracking server."""
+    done = subprocess.run(
+        [sys.executable, "-m", "sweep.cli", "ui", SWEEP, "--tracking-uri", sweep.uri],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    found = dict(re.findall(r"(table|chart): (http\S+)", done.stdout))
+    assert found == ui_urls(sweep.uri, sweep.experiment_id), done.stdout
+    return found
+
+
+@pytest.fixture(params=["tracking server", "local store"])
+def sweep_and_links(request):
+    """A sweep and the two links ``morphsweep ui`` printed for it: tracked to a tracking server
+    on loopback, or to a local store that ``morphsweep ui`` serves."""
+    if request.param == "local store":
+        sweep, links = request.getfixturevalue("local_sweep")
+        return sweep, links, "local"
+    sweep = request.getfixturevalue("sweep")
+    return sweep, remote_links(sweep), "server"
 
 
 @pytest.fixture(scope="module")
@@ -205,8 +280,8 @@ return true;
 """
 
 
-def test_mlflow_table_link_lists_every_trial_flat_sorted_by_cost(browser, sweep):
-    links = ui_urls(sweep.uri, sweep.experiment_id)
+def test_mlflow_table_link_lists_every_trial_flat_sorted_by_cost(browser, sweep_and_links):
+    sweep, links, kind = sweep_and_links
     trials = len(sweep.finished) + len(sweep.failed)
     browser.get("about:blank")
     browser.get(links["table"])
@@ -222,7 +297,7 @@ def test_mlflow_table_link_lists_every_trial_flat_sorted_by_cost(browser, sweep)
         what=f"{trials} trial rows, {len(sweep.finished)} with an accuracy",
     )
     browser.execute(CLOSE_ASSISTANT)
-    browser.screenshot(artifacts_dir() / "mlflow_trials_table.png")
+    browser.screenshot(artifacts_dir() / f"mlflow_trials_table_{kind}.png")
     # the grid renders the columns in view: scroll right for the params and the Pareto tag
     browser.execute(
         "const v = document.querySelector('.ag-body-horizontal-scroll-viewport');"
@@ -266,8 +341,8 @@ return card.querySelectorAll('.js-plotly-plot g.trace.scatter path.point').lengt
 """
 
 
-def test_mlflow_chart_link_plots_every_trial_per_target(browser, sweep):
-    links = ui_urls(sweep.uri, sweep.experiment_id)
+def test_mlflow_chart_link_plots_every_trial_per_target(browser, sweep_and_links):
+    sweep, links, kind = sweep_and_links
     browser.get("about:blank")
     browser.get(links["chart"])
     pareto = {
@@ -295,7 +370,7 @@ def test_mlflow_chart_link_plots_every_trial_per_target(browser, sweep):
         assert points == len(front), (target, points, front)
         if i == 0:
             browser.execute(CLOSE_ASSISTANT)
-            browser.screenshot(artifacts_dir() / "mlflow_chart_view.png")
+            browser.screenshot(artifacts_dir() / f"mlflow_chart_view_{kind}.png")
 
 
 def test_mlflow_parent_run_links_to_both_views(browser, sweep):
