@@ -12,11 +12,9 @@ import dataclasses
 import functools
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,8 +25,9 @@ from mlflow.tracking import MlflowClient
 from dashboards.page import build_dashboard, publish_dashboard, trial_page_name
 from sweep.tracking import ui_urls
 from tests.dashboards.browser import Browser, find_chromedriver, find_chromium
+from tests.dashboards.screenshots import CLOSE_ASSISTANT, morphsweep_ui
 from tests.dashboards.test_dashboards import LAYERS, populate_sweep
-from tests.sweep.conftest import free_port, mlflow_server  # noqa: F401
+from tests.sweep.conftest import mlflow_server  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
@@ -77,41 +76,8 @@ def local_sweep(tmp_path_factory):
     folder = tmp_path_factory.mktemp("local")
     store = f"sqlite:///{folder / 'mlflow.db'}"
     logged = populate_sweep(store, SWEEP, folder / "logged")
-    port = free_port()
-    command = [sys.executable, "-m", "sweep.cli", "ui", SWEEP, "--tracking-uri", store]
-    process = subprocess.Popen(
-        [*command, "--port", str(port)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        printed = []
-        while len(printed) < 2 and process.stdout is not None:
-            line = process.stdout.readline()
-            if not line:
-                raise AssertionError(f"morphsweep ui ended: {printed}")
-            printed += re.findall(r"(http://\S+viewStateShareKey\S+)", line)
-        _wait_for_http(f"http://127.0.0.1:{port}/health")
-        served = dataclasses.replace(logged, uri=f"http://127.0.0.1:{port}")
-        yield served, {"table": printed[0], "chart": printed[1]}
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-
-
-def _wait_for_http(url: str, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"nothing answered at {url} within {timeout:.0f} s")
+    with morphsweep_ui(SWEEP, store) as links:
+        yield dataclasses.replace(logged, uri=links["table"].split("/#/", 1)[0]), links
 
 
 def remote_links(sweep) -> dict[str, str]:
@@ -265,18 +231,6 @@ document.querySelectorAll('.ag-pinned-left-cols-container .ag-row').forEach(r =>
   (rows[i] || (rows[i] = {})).name = r.innerText.trim();
 });
 return Object.keys(rows).sort((a, b) => a - b).map(i => rows[i]);
-"""
-
-
-# MLflow 3.17 opens its assistant panel beside the page: closed for the screenshots
-CLOSE_ASSISTANT = """
-const panel = Array.from(document.querySelectorAll('div'))
-  .find(d => d.children.length && d.innerText.startsWith('MLflow Assistant'));
-if (!panel) { return true; }
-const close = Array.from(panel.querySelectorAll('button'))
-  .filter(b => /close/i.test(b.getAttribute('aria-label') || '')).pop();
-if (close) { close.click(); }
-return true;
 """
 
 

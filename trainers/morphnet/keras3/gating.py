@@ -63,14 +63,15 @@ class ChannelGate:
 
     def _init_gate(
         self,
-        temperature: float,
-        straight_through: bool,
-        log_odds_init: Any,
-        soft_mask_for_inference: bool,
-        keep_first_channel_alive: bool,
-        annealing_rate: float | None,
-        global_step: Any,
-        seed: int | None,
+        *,
+        temperature: float = 0.001,
+        straight_through: bool = False,
+        log_odds_init: Any = 2.5,
+        soft_mask_for_inference: bool = True,
+        keep_first_channel_alive: bool = True,
+        annealing_rate: float | None = None,
+        global_step: Any = None,
+        seed: int | None = None,
     ) -> None:
         if (
             isinstance(temperature, bool)
@@ -228,14 +229,14 @@ class LogisticSigmoidGating(ChannelGate, keras.layers.Layer):
             )
         self.axis = axis
         self._init_gate(
-            temperature,
-            straight_through,
-            log_odds_init,
-            soft_mask_for_inference,
-            keep_first_channel_alive,
-            annealing_rate,
-            global_step,
-            seed,
+            temperature=temperature,
+            straight_through=straight_through,
+            log_odds_init=log_odds_init,
+            soft_mask_for_inference=soft_mask_for_inference,
+            keep_first_channel_alive=keep_first_channel_alive,
+            annealing_rate=annealing_rate,
+            global_step=global_step,
+            seed=seed,
         )
 
     def build(self, input_shape: Any) -> None:
@@ -265,18 +266,8 @@ class GatedBatchNormalization(ChannelGate, keras.layers.BatchNormalization):
     gate's (see ``ChannelGate``).
     """
 
-    def __init__(
-        self,
-        temperature: float = 0.001,
-        straight_through: bool = False,
-        log_odds_init: Any = 2.5,
-        soft_mask_for_inference: bool = True,
-        keep_first_channel_alive: bool = True,
-        annealing_rate: float | None = None,
-        global_step: Any = None,
-        seed: int | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, **kwargs: Any) -> None:
+        gate = {k: kwargs.pop(k) for k in GATE_OPTIONS if k in kwargs}
         super().__init__(**kwargs)
         if self.renorm or self.synchronized:
             raise ConfigurationError(
@@ -284,16 +275,7 @@ class GatedBatchNormalization(ChannelGate, keras.layers.BatchNormalization):
                 f"but got renorm={self.renorm}, synchronized={self.synchronized}; use a "
                 f"BatchNormalization and a LogisticSigmoidGating after it"
             )
-        self._init_gate(
-            temperature,
-            straight_through,
-            log_odds_init,
-            soft_mask_for_inference,
-            keep_first_channel_alive,
-            annealing_rate,
-            global_step,
-            seed,
-        )
+        self._init_gate(**gate)
 
     def build(self, input_shape: Any) -> None:
         rank = len(input_shape)
@@ -341,17 +323,19 @@ def lower_gated_batch_norm(
     from .layers import lower_batch_norm
 
     (x,) = lower_batch_norm(builder, layer, node, inputs)
+    return [_lower_gate(builder, layer, x, x.shape)]
+
+
+def _lower_gate(builder: Any, layer: Any, x: TensorRef, shape: Any) -> TensorRef:
+    """The gate's ops on ``x``: a source op of C channels multiplied into it (Mul)."""
     op_type = "LogisticSigmoidGating" if layer.is_source else "LogisticSigmoidHardGating"
     gate = builder.add(layer, op_type, (x.shape[-1],), (), weight="mask_logits")
-    return [builder.add(layer, "Mul", x.shape, (gate, x))]
+    return builder.add(layer, "Mul", shape, (gate, x))
 
 
 def lower_gating(builder: Any, layer: Any, node: Any, inputs: list[TensorRef]) -> list[TensorRef]:
     """A gate is a source op of C channels multiplied into the activation (Mul), as in the original."""
-    x = inputs[0]
-    op_type = "LogisticSigmoidGating" if layer.is_source else "LogisticSigmoidHardGating"
-    gate = builder.add(layer, op_type, (x.shape[-1],), (), weight="mask_logits")
-    return [builder.add(layer, "Mul", tuple(node.output_tensors[0].shape), (gate, x))]
+    return [_lower_gate(builder, layer, inputs[0], tuple(node.output_tensors[0].shape))]
 
 
 # what keras.models.load_model needs to load a gated model

@@ -151,39 +151,36 @@ LayerHandler = Callable[[GraphBuilder, Any, Any, list[TensorRef]], list[TensorRe
 
 
 @dataclass(frozen=True)
-class PassThrough:
+class _OneOp:
+    """A layer read as one op of type ``op_type`` on its inputs."""
+
+    op_type: str
+
+    def __call__(
+        self, b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]
+    ) -> list[TensorRef]:
+        return [b.add(layer, self.op_type, _out_shape(node), inputs)]
+
+
+@dataclass(frozen=True)
+class PassThrough(_OneOp):
     """A layer that keeps channel ``j`` as channel ``j`` (an elementwise op, a pooling)."""
 
     op_type: str = "Identity"
 
-    def __call__(
-        self, b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]
-    ) -> list[TensorRef]:
-        return [b.add(layer, self.op_type, _out_shape(node), inputs)]
-
 
 @dataclass(frozen=True)
-class Leaf:
+class Leaf(_OneOp):
     """A layer that breaks channel correspondence (reshape, flatten): channels restart after it."""
 
     op_type: str = "Reshape"
 
-    def __call__(
-        self, b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]
-    ) -> list[TensorRef]:
-        return [b.add(layer, self.op_type, _out_shape(node), inputs)]
-
 
 @dataclass(frozen=True)
-class NonPassThrough:
+class NonPassThrough(_OneOp):
     """A layer whose output channels are not its input channels but which does not cost FLOPs."""
 
     op_type: str = "Transpose"
-
-    def __call__(
-        self, b: GraphBuilder, layer: Any, node: Any, inputs: list[TensorRef]
-    ) -> list[TensorRef]:
-        return [b.add(layer, self.op_type, _out_shape(node), inputs)]
 
 
 def _out_shape(node: Any, i: int = 0) -> Shape:
