@@ -143,3 +143,45 @@ def fingerprint(uri: str, config) -> dict:
         groups = json.loads(state.read_text())["groups"]
         suggestions = {k: [g["multipliers"][t] for t in g["suggested"]] for k, g in groups.items()}
     return {"trials": trials, "suggestions": suggestions}
+
+
+RUN_TREE = Path(__file__).with_name("run_tree.json")
+# tags MLflow sets by itself from the process that logged (user, source file, git commit)
+_MLFLOW_OWN = ("mlflow.user", "mlflow.source.", "mlflow.log-model", "mlflow.gitRepoURL")
+
+
+def run_tree(uri: str, sweep: str) -> dict:
+    """What a user finds of a sweep in MLflow, as names only: the experiment's tags and, for the
+    parent run and every trial run (by trial id), its status, param, metric and tag keys and
+    every artifact path. Values that differ between runs (times, ids) are left out; the names
+    are what a redesign must keep."""
+    from mlflow.tracking import MlflowClient
+
+    from sweep.tracking import TAG_ROLE, TAG_TRIAL
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(sweep)
+
+    def artifacts(run_id: str, path: str | None = None) -> list[str]:
+        found = []
+        for item in client.list_artifacts(run_id, path):
+            found.extend(artifacts(run_id, item.path) if item.is_dir else [item.path])
+        return sorted(found)
+
+    def keys(run) -> dict:
+        return {
+            "status": run.info.status,
+            "params": sorted(run.data.params),
+            "metrics": sorted(run.data.metrics),
+            "tags": sorted(t for t in run.data.tags if not t.startswith(_MLFLOW_OWN)),
+            "artifacts": artifacts(run.info.run_id),
+        }
+
+    tree: dict = {
+        "experiment_tags": sorted(t for t in experiment.tags if t != "mlflow.experimentKind")
+    }
+    for run in client.search_runs([experiment.experiment_id], max_results=1000):
+        role = run.data.tags.get(TAG_ROLE)
+        name = "parent" if role == "parent" else f"trial {run.data.tags.get(TAG_TRIAL)}"
+        tree[name] = keys(run)
+    return dict(sorted(tree.items()))

@@ -20,7 +20,7 @@ from sweep.config import load_sweep_config
 from sweep.pareto import pareto_front
 from sweep.results import results_table
 from sweep.tracking import PARENT_ID, TAG_PARETO, TAG_REASON, TAG_ROLE, TAG_WORKER
-from tests.sweep.conftest import fingerprint, record_for_repeat
+from tests.sweep.conftest import RUN_TREE, fingerprint, record_for_repeat, run_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,6 +75,20 @@ def finished_sweep(mlflow_server, tmp_path_factory):
     assert main(["run", str(path), "--verbose", "0"]) == 0
     record_for_repeat("sweep_e2e", fingerprint(mlflow_server, load_sweep_config(path)))
     return mlflow_server, tmp
+
+
+def test_run_tree_is_the_recorded_one(finished_sweep):
+    """The sweep's MLflow content, as names (runs, params, metrics, tags, artifacts), equals the
+    checked-in tree: a change of the code behind it changes nothing a user sees in MLflow.
+    MORPHSWEEP_RECORD_RUN_TREE=1 writes the tree anew (for a change meant to alter it)."""
+    uri, _ = finished_sweep
+    tree = run_tree(uri, "e2e")
+    if os.environ.get("MORPHSWEEP_RECORD_RUN_TREE") == "1":
+        RUN_TREE.write_text(json.dumps(tree, indent=1) + "\n")
+    expected = json.loads(RUN_TREE.read_text())
+    assert sorted(tree) == sorted(expected)
+    for name in expected:
+        assert tree[name] == expected[name], name
 
 
 def test_parent_children_metrics_artifacts(finished_sweep):
