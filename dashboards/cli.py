@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "cmd_dashboard", "default_out", "main"]
+from sweep.cli import exposure_warning, port_number
+from sweep.store import DEFAULT_STORE, SweepNotFound, default_tracking_uri
 
-DEFAULT_STORE = "morphsweep_runs"
+__all__ = ["add_parser", "cmd_dashboard", "default_out", "main"]
 
 
 def default_out(sweep: str) -> Path:
@@ -28,39 +29,6 @@ def default_out(sweep: str) -> Path:
     from .page import _slug
 
     return Path(DEFAULT_STORE) / "dashboard" / _slug(sweep)
-
-
-def _tracking_uri(args: argparse.Namespace) -> str:
-    if getattr(args, "tracking_uri", None):
-        return str(args.tracking_uri)
-    return f"sqlite:///{(Path(DEFAULT_STORE) / 'mlflow.db').resolve()}"
-
-
-def port_number(text: str) -> int:
-    """An argparse type: a TCP port 0-65535 (0: any free port)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"port must be a number 0-65535, but got {text!r}"
-        ) from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535, but got {value}")
-    return value
-
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def exposure_warning(host: str, what: str) -> str | None:
-    """The warning to print when a server without authentication listens beyond this machine."""
-    if host in LOOPBACK or host.startswith("127."):
-        return None
-    return (
-        f"WARNING: {what} listens on {host}, reachable from other machines, and has no "
-        f"authentication: anyone who can reach the port sees the sweep. Use the default "
-        f"--host 127.0.0.1 (and an SSH tunnel) unless the network is trusted."
-    )
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -109,11 +77,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     """Builds the dashboard and serves it (unless --no-serve); returns the exit status."""
-    from sweep.results import SweepNotFound
-
     from .page import build_dashboard
 
-    uri = _tracking_uri(args)
+    uri = args.tracking_uri or default_tracking_uri()
     out = Path(args.out) if args.out else default_out(args.sweep)
     try:
         index = build_dashboard(uri, args.sweep, out, trial_id=getattr(args, "trial", None))

@@ -22,7 +22,6 @@ logs it to the sweep's parent run, and the Pareto figures to the parent run with
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 import shutil
@@ -35,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 from sweep.pareto import ParetoResult, pareto_front
+from sweep.store import SweepStore
 
 from .pareto import (
     PLOTLY_JS,
@@ -100,8 +100,8 @@ class _Trial:
         return str(self.row["trial_id"])
 
 
-def _cost_label(target: str, hardware: str | None) -> str:
-    """The x axis label sweep.results.publish_pareto uses for a target."""
+def cost_label(target: str, hardware: str | None) -> str:
+    """The x axis label of a target's cost."""
     if target == "latency":
         return f"{hardware or 'P100'} latency (ns)"
     return _COST_LABELS.get(target, target)
@@ -124,43 +124,29 @@ def _hover(row: pd.Series) -> dict[str, Any]:
     return out
 
 
-def _load_trials(client: Any, table: pd.DataFrame, tmp: Path) -> list[_Trial]:
+def _load_trials(store: SweepStore, table: pd.DataFrame) -> list[_Trial]:
     """Metric histories and structures of the finished trials, in table order."""
-    from mlflow.exceptions import MlflowException
-
     trials = []
-    finished = table[table["status"] == "FINISHED"]
-    for _, row in finished.iterrows():
+    for _, row in table[table["status"] == "FINISHED"].iterrows():
         run_id = str(row["run_id"])
-        metrics = {
-            key: [(float(m.step), float(m.value)) for m in client.get_metric_history(run_id, key)]
-            for key, _ in CURVE_METRICS
-        }
         history = TrialHistory(
             trial_id=str(row["trial_id"]),
-            metrics=metrics,
+            metrics=store.history(run_id, [key for key, _ in CURVE_METRICS]),
             series=str(row["algorithm"]),
             link=str(row["run_url"]),
             hover=_hover(row),
         )
-        structure = None
-        try:
-            local = client.download_artifacts(run_id, "structure.json", str(tmp / run_id))
-            structure = json.loads(Path(local).read_text(encoding="utf-8"))
-        except (MlflowException, OSError, ValueError):
-            # a trial without a (readable) structure still has its curves and Pareto point
-            structure = None
-        trials.append(_Trial(row, history, structure))
+        # a trial without a (readable) structure still has its curves and Pareto point
+        trials.append(_Trial(row, history, store.structure(run_id)))
     return trials
 
 
-def _hardware(client: Any, table: pd.DataFrame) -> str | None:
+def _hardware(store: SweepStore) -> str | None:
     """The latency hardware the trials were configured with (a trial param), if any."""
-    rows = table[table["target"] == "latency"]
-    if rows.empty:
-        return None
-    params = client.get_run(str(rows.iloc[0]["run_id"])).data.params
-    return params.get("hardware") or params.get("trial.hardware")
+    for trial in store.trials():
+        if trial.params.get("target") == "latency":
+            return trial.params.get("hardware") or trial.params.get("trial.hardware")
+    return None
 
 
 def _choose(trials: list[_Trial], pareto: ParetoResult, chosen: str | None) -> _Trial | None:
@@ -307,17 +293,19 @@ def build_dashboard(
         sweep.results.SweepNotFound: No sweep of that name in the tracking store.
         ValueError: ``trial_id`` is not a finished trial with a structure.
     """
-    from mlflow.tracking import MlflowClient
+    return write_dashboard(SweepStore(tracking_uri, sweep), out_dir, trial_id=trial_id)
 
-    from sweep.results import results_table
 
+def write_dashboard(
+    store: SweepStore, out_dir: str | os.PathLike[str], *, trial_id: str | None = None
+) -> Path:
+    """``build_dashboard`` from a store already open (what a finished sweep publishes)."""
+    sweep, tracking_uri = store.sweep, store.uri
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    client = MlflowClient(tracking_uri=tracking_uri)
-    table = results_table(tracking_uri, sweep)
+    table = store.results()
     written: set[str] = set()
-    with tempfile.TemporaryDirectory() as tmp:
-        trials = _load_trials(client, table, Path(tmp))
+    trials = _load_trials(store, table)
     if trial_id is not None and not any(
         t.trial_id == trial_id and t.structure is not None for t in trials
     ):
@@ -326,7 +314,7 @@ def build_dashboard(
             f"trial {trial_id!r} is not a finished trial of sweep {sweep!r} with a structure; "
             f"those are: {known}"
         )
-    hardware = _hardware(client, table)
+    hardware = _hardware(store)
 
     pages = {_trial_page(t, sweep, out) for t in trials}
     written |= pages | ({PLOTLY_JS} if pages else set())
@@ -337,7 +325,7 @@ def build_dashboard(
     for target in targets:
         rows = table[table["target"] == target]
         slug = _slug(target)
-        label = _cost_label(target, hardware)
+        label = cost_label(target, hardware)
         heading = f"{sweep}: {label} vs retrained accuracy"
         parts += [
             f'<section class="target" id="target-{_attr(slug)}" data-target="{_attr(target)}">',
@@ -438,21 +426,6 @@ def _redact(uri: str) -> str:
     return re.sub(r"//([^/@:]+):[^/@]*@", r"//\1:***@", uri)
 
 
-def _parent_run(client: Any, sweep: str) -> str:
-    from sweep.results import SweepNotFound
-    from sweep.tracking import TAG_ROLE
-
-    experiment = client.get_experiment_by_name(sweep)
-    if experiment is None:
-        raise SweepNotFound(f"no sweep named {sweep!r}")
-    parents = client.search_runs(
-        [experiment.experiment_id], filter_string=f"tags.`{TAG_ROLE}` = 'parent'"
-    )
-    if not parents:
-        raise SweepNotFound(f"sweep {sweep!r} has no parent run")
-    return str(parents[0].info.run_id)
-
-
 def publish_dashboard(
     tracker_or_uri: Any, sweep: str | None = None, *, trial_id: str | None = None
 ) -> list[str]:
@@ -472,24 +445,20 @@ def publish_dashboard(
         ValueError: A URI without a sweep name, or a sweep name that is not the tracker's.
         sweep.results.SweepNotFound: No such sweep or no parent run.
     """
-    from mlflow.tracking import MlflowClient
-
     tracker = None
     if isinstance(tracker_or_uri, str | os.PathLike):
         if not sweep:
             raise ValueError("publish_dashboard(uri, sweep): the sweep name is required")
-        uri = str(tracker_or_uri)
-        client = MlflowClient(tracking_uri=uri)
-        parent = _parent_run(client, sweep)
+        store = SweepStore(str(tracker_or_uri), sweep)
+        client, parent = store.client, store.parent_id()
     else:
-        uri, name = tracker_or_uri.uri, tracker_or_uri.sweep
+        name = tracker_or_uri.sweep
         if sweep is not None and sweep != name:
             raise ValueError(f"sweep {sweep!r} is not the tracker's sweep {name!r}")
-        sweep, client, parent = name, tracker_or_uri.client, tracker_or_uri.parent_id
-        tracker = tracker_or_uri
+        tracker, store = tracker_or_uri, tracker_or_uri.store
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / ARTIFACT_DIR
-        build_dashboard(uri, sweep, out, trial_id=trial_id)
+        write_dashboard(store, out, trial_id=trial_id)
         files = sorted(p.name for p in out.iterdir() if p.is_file())
         if tracker is not None:
             # through the sweep's tracking queue: an outage delays the files, never loses them

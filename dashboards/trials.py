@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from trainers.records import LEARN, RETRAIN, Epoch
+
 from .pareto import _BASELINE_COLOR, _PALETTE, _fmt, _hover, _safe_link, write_figures
 
 __all__ = [
@@ -36,11 +38,11 @@ __all__ = [
     "training_curves_png",
 ]
 
-# (metric key as sweep.tune_runner logs it, panel title); one panel per metric.
+# (metric key as the sweep logs an epoch record, panel title); one panel per metric.
 CURVE_METRICS: tuple[tuple[str, str], ...] = (
-    ("learn/cost", "cost while learning"),
-    ("learn/val_accuracy", "validation accuracy while learning"),
-    ("retrain/val_accuracy", "validation accuracy while retraining"),
+    (Epoch.key(LEARN, "cost"), "cost while learning"),
+    (Epoch.key(LEARN, "val_accuracy"), "validation accuracy while learning"),
+    (Epoch.key(RETRAIN, "val_accuracy"), "validation accuracy while retraining"),
 )
 
 _NAME_CHARS = 40  # longer layer names are shortened on the axis (the full name is in the hover)

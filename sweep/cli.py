@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -140,9 +141,6 @@ def _load_seed_model(args: argparse.Namespace) -> Any:
     return build_model(args.model, shape, classes, args.width)
 
 
-DEFAULT_STORE = "morphsweep_runs"
-
-
 def _tracking_uri(args: argparse.Namespace) -> str:
     if getattr(args, "tracking_uri", None):
         return str(args.tracking_uri)
@@ -150,7 +148,36 @@ def _tracking_uri(args: argparse.Namespace) -> str:
         from .config import load_sweep_config
 
         return load_sweep_config(args.config).resolved_tracking_uri
-    return f"sqlite:///{(Path(DEFAULT_STORE) / 'mlflow.db').resolve()}"
+    from .store import default_tracking_uri
+
+    return default_tracking_uri()
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port 0-65535 (0: any free port)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"port must be a number 0-65535, but got {text!r}"
+        ) from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, but got {value}")
+    return value
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def exposure_warning(host: str, what: str) -> str | None:
+    """The warning to print when a server without authentication listens beyond this machine."""
+    if host in LOOPBACK or host.startswith("127."):
+        return None
+    return (
+        f"WARNING: {what} listens on {host}, reachable from other machines, and has no "
+        f"authentication: anyone who can reach the port sees the sweep. Use the default "
+        f"--host 127.0.0.1 (and an SSH tunnel) unless the network is trusted."
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -161,8 +188,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except SweepConfigError as exc:
         print(f"morphsweep run: {exc}", file=sys.stderr)
         return 2
+    from .driver import run_sweep
+    from .preflight import BadEnvironment, ClusterUnavailable, StorageUnavailable
     from .tracking import TrackingUnavailable
-    from .tune_runner import BadEnvironment, ClusterUnavailable, StorageUnavailable, run_sweep
 
     try:
         summary = run_sweep(config, address=args.address, verbose=args.verbose)
@@ -170,15 +198,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"morphsweep run: {exc}", file=sys.stderr)
         return 2
     from .results import budget_table, format_budgets, format_front, front
+    from .store import SweepStore
 
+    uri = config.resolved_tracking_uri
+    store = SweepStore(uri, config.name)
     print(
         f"\nPareto front of sweep {config.name!r} (cost = rebuilt model, accuracy = retrained, validation):"
     )
-    print(format_front(front(config.resolved_tracking_uri, config.name)))
-    uri = config.resolved_tracking_uri
+    print(format_front(front(store)))
     if config.budgets:
         print("\nBudgets:")
-        print(format_budgets(budget_table(uri, config.name)))
+        print(format_budgets(budget_table(store)))
     for row in summary.get("search", []):
         where = f"{row['algorithm']}/{row['target']} seed {row['seed']}"
         if row["trials_to_meet"]:
@@ -202,12 +232,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
-    from .results import SweepNotFound, budget_table, format_budgets, format_front, front
+    from .results import budget_table, format_budgets, format_front, front
+    from .store import SweepNotFound, SweepStore
 
     try:
-        uri = _tracking_uri(args)
-        print(format_front(front(uri, args.sweep)))
-        budgets = budget_table(uri, args.sweep)
+        store = SweepStore(_tracking_uri(args), args.sweep)
+        print(format_front(front(store)))
+        budgets = budget_table(store)
         if not budgets.empty:
             print("\nBudgets:")
             print(format_budgets(budgets))
@@ -222,7 +253,8 @@ def cmd_pick(args: argparse.Namespace) -> int:
     import tempfile
 
     from .pareto import NoTrialMeetsConstraint, parse_budget, pick
-    from .results import SweepNotFound, budget_table, front
+    from .results import budget_table, front
+    from .store import SweepNotFound, SweepStore
 
     if Path(args.output).exists() and not args.force:
         print(
@@ -231,9 +263,9 @@ def cmd_pick(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    uri = _tracking_uri(args)
+    store = SweepStore(_tracking_uri(args), args.sweep)
     try:
-        result = front(uri, args.sweep)
+        result = front(store)
         targets = sorted(set(result.table["target"].dropna()))
         group = args.target or (targets[0] if len(targets) == 1 else None)
         max_cost = args.max_cost
@@ -244,7 +276,7 @@ def cmd_pick(args: argparse.Namespace) -> int:
                     f"--budget {args.budget!r}: sweep {args.sweep!r} has no target {group!r}; "
                     f"its targets: {targets}"
                 )
-            max_cost = float(budget_table(uri, args.sweep, {group: [budget]})["budget_cost"][0])
+            max_cost = float(budget_table(store, {group: [budget]})["budget_cost"][0])
         row = pick(
             result,
             max_cost=max_cost,
@@ -255,12 +287,8 @@ def cmd_pick(args: argparse.Namespace) -> int:
     except (SweepNotFound, NoTrialMeetsConstraint, ValueError) as exc:
         print(f"morphsweep pick: {exc}", file=sys.stderr)
         return 2
-    from mlflow.tracking import MlflowClient
-
     with tempfile.TemporaryDirectory() as tmp:
-        local = MlflowClient(tracking_uri=uri).download_artifacts(
-            row["run_id"], "structure.json", tmp
-        )
+        local = store.download(row["run_id"], "structure.json", tmp)
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(local, args.output)
     print(
@@ -278,11 +306,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     base = uri if remote else f"http://{args.host}:{args.port}"
     links: dict[str, str] = {}
     if args.sweep:
-        from mlflow.tracking import MlflowClient
+        from .store import SweepStore, ui_urls
 
-        from .tracking import ui_urls
-
-        experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name(args.sweep)
+        experiment = SweepStore(uri, args.sweep).find_experiment()
         if experiment is None:
             print(
                 f"morphsweep ui: no sweep named {args.sweep!r} in {uri}; `morphsweep pareto` "
@@ -297,8 +323,6 @@ def cmd_ui(args: argparse.Namespace) -> int:
         for what, url in links.items():
             print(f"  {what}: {url}")
         return 0
-    from dashboards.cli import exposure_warning
-
     warning = exposure_warning(args.host, "the MLflow UI")
     if warning:
         print(warning, file=sys.stderr, flush=True)
@@ -368,7 +392,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
     client = _job_client(args.address)
     stage = _stage(args.config)
     job_id = client.submit_job(
-        entrypoint="python -m sweep.cli run sweep.yaml --address auto --verbose 1",
+        # the driver runs from the storage path, which outlives the job's working_dir (Ray may
+        # delete that when the last trial using it ends, under the driver's feet)
+        entrypoint=(
+            'export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" MORPHSWEEP_CONFIG="$PWD/sweep.yaml"'
+            f" && mkdir -p {shlex.quote(config.resolved_storage_path)}"
+            f" && cd {shlex.quote(config.resolved_storage_path)}"
+            ' && python -m sweep.cli run "$MORPHSWEEP_CONFIG" --address auto --verbose 1'
+        ),
         runtime_env={"working_dir": str(stage)},
         metadata={"morphsweep_sweep": config.name},
     )
@@ -499,10 +530,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--follow", action="store_true")
         p.set_defaults(func=func)
 
-    from dashboards.cli import add_parser as add_dashboard_parser
-    from dashboards.cli import port_number
+    # commands of installed plugins (this project's dashboards adds `dashboard`)
+    from importlib.metadata import entry_points
 
-    add_dashboard_parser(sub)
+    for entry in sorted(entry_points(group="morphsweep.commands"), key=lambda e: e.name):
+        entry.load()(sub)
 
     ui = sub.add_parser(
         "ui", help="serve the MLflow UI on the sweep store (and print where a sweep is in it)"

@@ -1,6 +1,6 @@
 """Early stopping of hopeless trials during structure learning; pure logic, no Ray.
 
-``EarlyStopRule.check(trial_id, result)`` reads one per-epoch result of the learn phase and says
+``EarlyStopRule.check(epoch, ...)`` reads one epoch record (``trainers.records.Epoch``) of the learn phase and says
 whether to stop the trial, and why:
 
 - *collapsed*: for ``patience`` epochs in a row the learned structure leaves no path to the
@@ -20,7 +20,8 @@ The Ray Tune scheduler in ``tune_search.py`` applies it to every result.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from trainers.records import LEARN, Epoch, finite
 
 DEGENERATE = "degenerate"
 DOMINATED = "dominated"
@@ -57,21 +58,21 @@ class EarlyStopRule:
 
     def check(
         self,
-        result: dict[str, Any],
+        record: Epoch,
         epochs: int,
         retrain_epochs: int,
         target: str = "",
         trial_id: str = "",
     ) -> Stop | None:
-        """Stop or not, from one result (in order) of a trial with ``epochs`` learn epochs."""
-        if result.get("phase") != "learn":
+        """Stop or not, from one epoch (in order) of a trial with ``epochs`` learn epochs."""
+        if record.phase != LEARN:
             return None
-        epoch = int(result.get("epoch", 0))
-        fraction = finite(result.get("predicted_fraction", result.get("cost_fraction")))
+        epoch = record.epoch
+        fraction = record.fraction
         saved = max(epochs - epoch, 0) + retrain_epochs
         if fraction is None:
             return None
-        collapsed = bool(result.get("collapsed")) or fraction <= 0
+        collapsed = record.is_collapsed
         self.collapses[trial_id] = self.collapses.get(trial_id, 0) + 1 if collapsed else 0
         if epoch >= epochs:
             return None  # the last epoch: nothing left to save in structure learning
@@ -81,21 +82,21 @@ class EarlyStopRule:
                 f"collapsed at learn epoch {epoch}/{epochs} ({self.patience} in a row): the "
                 f"learned structure "
                 f"({fraction:.1%} of the seed cost) cannot be rebuilt; the strength "
-                f"{_strength(result)} is too high, try about 10x lower",
+                f"{_strength(record)} is too high, try about 10x lower",
                 saved,
             )
         if epoch < self.after * epochs:
             return None
-        term = finite(result.get("term_fraction"))
+        term = finite(record.term_fraction)
         if fraction >= self.unmoved and (term is None or term >= self.term_unmoved):
             return Stop(
                 DEGENERATE,
                 f"unmoved after learn epoch {epoch}/{epochs}: the cost is still "
-                f"{fraction:.1%} of the seed's{_term(term)}; the strength {_strength(result)} is too low, "
+                f"{fraction:.1%} of the seed's{_term(term)}; the strength {_strength(record)} is too low, "
                 f"try 10x-100x higher",
                 saved,
             )
-        accuracy = finite(result.get("val_accuracy"))
+        accuracy = finite(record.val_accuracy)
         if self.dominated and accuracy is not None:
             for cost, best in self.learned.get(target, []):
                 if cost <= fraction and best >= accuracy + self.margin:
@@ -113,17 +114,10 @@ class EarlyStopRule:
         self.learned.setdefault(target, []).append((fraction, accuracy))
 
 
-def finite(value: Any) -> float | None:
-    """A number as float; None for NaN, booleans and anything else."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if value == value else None
-
-
 def _term(term: float | None) -> str:
     return "" if term is None else f" and the regularization term {term:.0%} of its start"
 
 
-def _strength(result: dict[str, Any]) -> str:
-    value = result.get("strength")
-    return f"{value:.3g}" if isinstance(value, int | float) else "in use"
+def _strength(record: Epoch) -> str:
+    value = finite(record.strength)
+    return f"{value:.3g}" if value is not None else "in use"

@@ -39,6 +39,25 @@ class TrialSpec:
             "config": self.config,
         }
 
+    def params(self) -> dict[str, Any]:
+        """What the trial's MLflow run records as params: its config and its place in the
+        sweep (the width is a baseline's; None values are kept as "None")."""
+        return {
+            **self.config,
+            "trial_id": self.trial_id,
+            "algorithm": self.algorithm,
+            "multiplier": self.multiplier,
+            "width": self.width,
+        }
+
+    def entry(self, trials_dir: Any) -> dict[str, Any]:
+        """The trial as Tune's config carries it to the worker (``sweep.worker.trainable``)."""
+        return {
+            "trial_id": self.trial_id,
+            "output_dir": str(trials_dir / self.trial_id),
+            "config": self.config,
+        }
+
 
 def seed_costs(config: SweepConfig) -> dict[str, float]:
     """Full-width cost of the seed model for each target (builds the model once, no training)."""

@@ -9,7 +9,6 @@ logged twice. With a ``queue_dir`` every write goes through a durable on-disk qu
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -17,45 +16,29 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from trainers.records import EPOCHS_SAVED, finite
+
+from . import views
 from .outbox import Outbox
-
-TAG_SWEEP = "morphsweep.sweep"
-TAG_ROLE = "morphsweep.role"
-TAG_TRIAL = "morphsweep.trial_id"
-TAG_PARETO = "morphsweep.pareto"
-TAG_KNEE = "morphsweep.knee"
-TAG_REASON = "morphsweep.failure_reason"
-TAG_NODE = "morphsweep.node_id"
-TAG_NODE_IP = "morphsweep.node_ip"
-TAG_WORKER = "morphsweep.worker_pid"
-TAG_STOPPED = "morphsweep.stopped"
-TAG_STOPPED_REASON = "morphsweep.stopped_reason"
-TAG_BUDGETS = "morphsweep.budgets"
-TAG_SEED_COSTS = "morphsweep.seed_costs"
-TAG_SEARCH = "morphsweep.search"
-TAG_RESUMED = "morphsweep.resumed_from"
-PARENT_ID = "mlflow.parentRunId"
-
+from .store import (
+    PARENT,
+    PARENT_ID,
+    TAG_BUDGETS,
+    TAG_REASON,
+    TAG_ROLE,
+    TAG_SEARCH,
+    TAG_SEED_COSTS,
+    TAG_STOPPED,
+    TAG_SWEEP,
+    TAG_TRIAL,
+    TRIAL,
+    SweepStore,
+    run_ended,
+    run_url,
+    ui_base,
+)
 
 DRAIN_TIMEOUT_S = float(os.environ.get("MORPHSWEEP_TRACKING_WAIT_S", 600))
-
-
-# the sweep's trial runs in MLflow's search syntax, and the key of the saved chart view
-TRIALS_FILTER = "tags.`morphsweep.role` = 'trial'"
-VIEW_KEY = "morphsweep"
-
-
-def ui_urls(base: str, experiment_id: str) -> dict[str, str]:
-    """MLflow UI links of a sweep: its trial runs as a table, and the saved cost-accuracy chart."""
-    runs = f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs"
-    return {
-        "table": f"{runs}?viewStateShareKey={VIEW_KEY}-table&compareRunsMode=TABLE",
-        "chart": f"{runs}?viewStateShareKey={VIEW_KEY}&compareRunsMode=CHART",
-    }
-
-
-def _finite_number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
 class TrackingUnavailable(RuntimeError):
@@ -106,13 +89,6 @@ def _flat(prefix: str, data: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def run_ended(run: Any) -> bool:
-    """A trial's run that needs no rerun: finished, or stopped early as hopeless."""
-    return run.info.status == "FINISHED" or (
-        run.info.status == "KILLED" and TAG_STOPPED in run.data.tags
-    )
-
-
 class SweepTracker:
     """Writes a sweep to MLflow through ``MlflowClient`` (no global active-run state)."""
 
@@ -130,10 +106,13 @@ class SweepTracker:
         if tracking_uri.startswith("sqlite:///"):
             Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=tracking_uri)
-        experiment = self.client.get_experiment_by_name(sweep)
+        # the reads of the writer: its own sweep's runs (resume), through the one read side
+        self.store = SweepStore(tracking_uri, sweep, self.client)
+        experiment = self.store.find_experiment()
         if experiment is None:
             location = f"{artifact_root.rstrip('/')}/{sweep}" if artifact_root else None
             self.experiment_id = self.client.create_experiment(sweep, artifact_location=location)
+            self.store.refresh_experiment()
         else:
             if experiment.lifecycle_stage == "deleted":
                 self.client.restore_experiment(experiment.experiment_id)
@@ -161,35 +140,31 @@ class SweepTracker:
             self.drain()
 
     # ----- runs ---------------------------------------------------------------------------
-    def _search(self, filter_string: str) -> list[Any]:
+    def _read(self) -> SweepStore:
+        """The store, refreshed: a read must see the sweep's own writes (queued ones applied
+        first, except while applying one)."""
         if self.outbox is not None and len(self.outbox) and not self._applying:
-            self.drain()  # a read must see the sweep's own writes (not while applying one)
-        return list(
-            self.client.search_runs(
-                [self.experiment_id], filter_string=filter_string, max_results=5000
-            )
-        )
+            self.drain()
+        self.store.refresh()
+        return self.store
 
     def _parent(self) -> str:
-        found = self._search(f"tags.`{TAG_ROLE}` = 'parent'")
-        if found:
-            run_id = found[0].info.run_id
-            if found[0].info.status != "RUNNING":
+        found = self._read().parent_run()
+        if found is not None:
+            run_id = str(found.info.run_id)
+            if found.info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
             return run_id
         run = self.client.create_run(
             self.experiment_id,
             run_name=self.sweep,
-            tags={TAG_SWEEP: self.sweep, TAG_ROLE: "parent"},
+            tags={TAG_SWEEP: self.sweep, TAG_ROLE: PARENT},
         )
-        return run.info.run_id
+        return str(run.info.run_id)
 
     def children(self) -> dict[str, Any]:
         """Child runs by trial id."""
-        runs = self._search(f"tags.`{TAG_ROLE}` = 'trial'")
-        return {
-            r.data.tags[TAG_TRIAL]: r for r in runs if r.data.tags.get(PARENT_ID) == self.parent_id
-        }
+        return self._read().trial_runs()
 
     def finished_trials(self) -> set[str]:
         """Trials that need not run again: finished, or stopped early as hopeless."""
@@ -217,7 +192,7 @@ class SweepTracker:
                 tags={
                     PARENT_ID: self.parent_id,
                     TAG_SWEEP: self.sweep,
-                    TAG_ROLE: "trial",
+                    TAG_ROLE: TRIAL,
                     TAG_TRIAL: trial_id,
                 },
             )
@@ -313,22 +288,21 @@ class SweepTracker:
     # ----- metrics and artifacts ----------------------------------------------------------
     def _already_logged(self, run_id: str, key: str) -> int:
         if (run_id, key) not in self._last_step:
-            history = self.client.get_metric_history(run_id, key)
-            self._last_step[(run_id, key)] = max((m.step for m in history), default=-1)
+            self._last_step[(run_id, key)] = self.store.last_step(run_id, key)
         return self._last_step[(run_id, key)]
 
     def log_metrics(self, trial_id: str | None, metrics: Mapping[str, Any], step: int) -> None:
         """Numeric metrics at ``step`` (None: the parent run); a child's (metric, step) already
         in the run is skipped."""
-        finite = {k: float(v) for k, v in metrics.items() if _finite_number(v)}
-        if finite:
+        numbers = {k: float(v) for k, v in metrics.items() if finite(v) is not None}
+        if numbers:
             self._put(
                 {
                     "kind": "metrics",
                     "trial": trial_id,
                     "step": step,
                     "ts": int(time.time() * 1000),
-                    "metrics": finite,
+                    "metrics": numbers,
                 }
             )
 
@@ -408,136 +382,24 @@ class SweepTracker:
                 metrics[f"{key}/trials_to_meet"] = row["trials_to_meet"]
         self.log_parent_metrics(metrics)
 
-    def log_early_stops(self) -> tuple[int, int]:
-        """Trials stopped early and epochs saved, over the whole sweep (resumed runs too)."""
-        runs = [r for r in self.children().values() if TAG_STOPPED in r.data.tags]
-        saved = sum(int(r.data.metrics.get("epochs_saved", 0)) for r in runs)
+    def log_early_stops(self, store: SweepStore | None = None) -> tuple[int, int]:
+        """Trials stopped early and epochs saved, over the whole sweep (resumed runs too), as
+        ``store`` read them (default: read now)."""
+        runs = (store or self._read()).trial_runs().values()
+        stopped = [r for r in runs if TAG_STOPPED in r.data.tags]
+        saved = sum(int(r.data.metrics.get(EPOCHS_SAVED, 0)) for r in stopped)
         self.log_parent_metrics(
-            {"early_stop/trials_stopped": len(runs), "early_stop/epochs_saved": saved}
+            {"early_stop/trials_stopped": len(stopped), "early_stop/epochs_saved": saved}
         )
-        return len(runs), saved
+        return len(stopped), saved
 
     def set_chart_view(self, targets: list[str]) -> str:
-        """Saved views of the experiment in MLflow's own UI, and links to them on the parent run.
-
-        Each view is an experiment tag the MLflow UI reads (``mlflow.sharedViewState.<key>``:
-        an envelope with the UI state as a JSON string) and restores when the page is opened
-        with ``?viewStateShareKey=<key>``. Both filter the runs to the sweep's trials and sort
-        them by the first target's cost: any sort other than start time lists the trials as
-        flat rows (by start time MLflow folds child runs under their parent, and charts only
-        the rows shown). The chart view shows every trial (``runsHiddenMode``; MLflow's default
-        charts the first 10 rows), one scatter of cost against retrained accuracy per target and
-        one of the Pareto-optimal trials (``pareto_accuracy/<target>``, logged on those only).
-        Returns the URL query that opens the chart view (see ``ui_urls``).
-        """
-        import json
-
-        section = "morphsweep-pareto"
-        charts: list[dict[str, Any]] = []
-        for target in targets:
-            # MLflow titles a scatter "<x> vs. <y>"
-            for y in ("accuracy", f"pareto_accuracy/{target}"):
-                charts.append(
-                    {
-                        "uuid": f"morphsweep-{target}-{y.split('/')[0]}",
-                        "type": "SCATTER",
-                        "xaxis": {"key": f"cost/{target}", "type": "METRIC"},
-                        "yaxis": {"key": y, "type": "METRIC"},
-                        "runsCountToCompare": 1000,
-                        "metricSectionId": section,
-                        "deleted": False,
-                        "isGenerated": False,
-                    }
-                )
-        # MLflow adds a generated chart for every metric no card claims; deleted cards claim the
-        # ones the scatters show, so they are not charted a second time elsewhere
-        shown = ["accuracy"] + [
-            f"{kind}/{t}" for t in targets for kind in ("cost", "cost_fraction", "pareto_accuracy")
-        ]
-        charts += [
-            {
-                "uuid": f"morphsweep-claim-{key}",
-                "type": "BAR",
-                "metricKey": key,
-                "metricSectionId": section,
-                "deleted": True,
-                "isGenerated": True,
-            }
-            for key in shown
-        ]
-        order = {"orderByKey": f"metrics.`cost/{targets[0]}`", "orderByAsc": True}
-        state = {
-            "searchFilter": TRIALS_FILTER,
-            **order,
-            "runsHiddenMode": "SHOW_ALL",
-            # the charts get the page's width; the run list opens with one click (the table
-            # view lists the trials)
-            "runListHidden": True,
-            "hideEmptyCharts": False,
-            "isAccordionReordered": True,
-            "compareRunCharts": charts,
-            "compareRunSections": [
-                {
-                    "uuid": section,
-                    "name": "morphsweep: cost vs accuracy",
-                    "display": True,
-                    "isReordered": True,
-                    "deleted": False,
-                    "isGenerated": False,
-                }
-            ],
-        }
-        now = int(time.time() * 1000)
-        envelope = {
-            "name": f"{self.sweep}: trials, cost vs accuracy",
-            "createdAt": now,
-            "updatedAt": now,
-            "state": json.dumps(state),
-        }
-        # and the runs table, with the columns a user compares trials by
-        columns = [
-            "params.`algorithm`",
-            "params.`strength`",
-            "params.`width`",
-            "metrics.`accuracy`",
-        ]
-        for target in targets:
-            columns += [f"metrics.`cost/{target}`", f"metrics.`cost_fraction/{target}`"]
-        columns.append(f"tags.`{TAG_PARETO}`")
-        table = {
-            **envelope,
-            "name": f"{self.sweep}: trials, cost and accuracy",
-            "state": json.dumps(
-                {
-                    "searchFilter": TRIALS_FILTER,
-                    **order,
-                    "runsHiddenMode": "SHOW_ALL",
-                    "selectedColumns": columns,
-                }
-            ),
-        }
-        for key, value in ((VIEW_KEY, envelope), (f"{VIEW_KEY}-table", table)):
-            self._put(
-                {
-                    "kind": "experiment_tag",
-                    "key": f"mlflow.sharedViewState.{key}",
-                    "value": json.dumps(value),
-                }
-            )
-        links = ui_urls("", self.experiment_id)
-        self.set_tags(
-            None,
-            {
-                # the parent run's description in the MLflow UI
-                "mlflow.note.content": (
-                    f"morphsweep sweep **{self.sweep}**: "
-                    f"[the trials as a table, sorted by cost]({links['table']}) · "
-                    f"[cost against accuracy, charted]({links['chart']}) · "
-                    f"the Pareto figures are in the artifacts, under `pareto/`"
-                )
-            },
-        )
-        return f"viewStateShareKey={VIEW_KEY}&compareRunsMode=CHART"
+        """Saved views of the experiment in MLflow's own UI (``sweep.views``), and links to them
+        in the parent run's description. Returns the URL query that opens the chart view."""
+        for key, value in views.saved_views(self.sweep, targets).items():
+            self._put({"kind": "experiment_tag", "key": key, "value": value})
+        self.set_tags(None, views.parent_note(self.sweep, self.experiment_id))
+        return views.CHART_QUERY
 
     def log_parent_metrics(self, metrics: Mapping[str, float]) -> None:
         self.log_metrics(None, metrics, step=0)
@@ -547,5 +409,4 @@ class SweepTracker:
         self.drain()
 
     def run_url(self, run_id: str) -> str:
-        base = self.uri if self.uri.startswith("http") else "http://127.0.0.1:5000"
-        return f"{base.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
+        return run_url(ui_base(self.uri), self.experiment_id, run_id)

@@ -13,25 +13,11 @@ from typing import Any
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from trainers.records import LEARN, Epoch, finite, parse, search_point
+
 from .adaptive import BudgetSearch
-from .early_stop import EarlyStopRule, Stop, finite
+from .early_stop import EarlyStopRule, Stop
 from .space import TrialSpec
-
-
-def cost_and_accuracy(result: dict[str, Any] | None) -> tuple[float | None, float | None]:
-    """What a trial's last result says of its cost fraction and retrained accuracy.
-
-    A finished trial reports the rebuilt model's cost; one stopped during structure learning
-    reports the cost predicted at that epoch (and no accuracy); a failed one reports no cost.
-    """
-    result = result or {}
-    if result.get("phase") == "done":
-        return finite(result.get("cost_fraction")), finite(result.get("retrained_val_accuracy"))
-    if result.get("phase") == "learn":
-        if result.get("collapsed"):
-            return 0.0, None  # cut: nothing of the network is left, whatever the count says
-        return finite(result.get("predicted_fraction", result.get("cost_fraction"))), None
-    return None, None
 
 
 class AdaptiveSearcher(Searcher):
@@ -82,7 +68,7 @@ class AdaptiveSearcher(Searcher):
         if sweep_id is None:
             return
         result = self.stop_results.get(sweep_id, result)
-        cost, accuracy = (None, None) if error else cost_and_accuracy(result)
+        cost, accuracy = (None, None) if error else search_point(parse(result))
         self.search.record(sweep_id, cost, accuracy)
         self.search.save(self.state_path)
 
@@ -123,11 +109,14 @@ class EarlyStopScheduler(FIFOScheduler):
             return TrialScheduler.CONTINUE
         epochs = int(spec.config.get("epochs", self.defaults.epochs))
         retrain_epochs = int(spec.config.get("retrain_epochs", self.defaults.retrain_epochs))
-        if result.get("phase") == "learn" and int(result.get("epoch", 0)) >= epochs:
-            cost, accuracy = result.get("predicted_fraction"), result.get("val_accuracy")
-            if isinstance(cost, float) and isinstance(accuracy, float):
-                self.rule.learned_result(spec.target, cost, accuracy)
-        stop = self.rule.check(result, epochs, retrain_epochs, spec.target, spec.trial_id)
+        record = parse(result)
+        if not isinstance(record, Epoch) or record.phase != LEARN:
+            return TrialScheduler.CONTINUE
+        if record.epoch >= epochs and record.fraction is not None:
+            accuracy = finite(record.val_accuracy)
+            if accuracy is not None:
+                self.rule.learned_result(spec.target, record.fraction, accuracy)
+        stop = self.rule.check(record, epochs, retrain_epochs, spec.target, spec.trial_id)
         if stop is None:
             return TrialScheduler.CONTINUE
         self.stopped[spec.trial_id] = stop

@@ -525,9 +525,9 @@ def trip_wires(monkeypatch):
         raise AssertionError("training started")
 
     monkeypatch.setattr(keras.Model, "fit", training)
-    import sweep.tune_runner
+    import sweep.driver
 
-    monkeypatch.setattr(sweep.tune_runner, "_tune", training)
+    monkeypatch.setattr(sweep.driver, "_tune", training)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -123,7 +123,7 @@ def test_a_sweep_runs_on_jax_without_tensorflow(no_tensorflow_env, tmp_path):
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     from mlflow.tracking import MlflowClient
 
-    from sweep.tracking import TAG_ROLE
+    from sweep.store import TAG_ROLE
 
     client = MlflowClient(config["tracking_uri"])
     experiment = client.get_experiment_by_name("jax-sweep")

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from .records import Epoch
+
 
 class Reporter(Protocol):
     """What a trial needs from whoever runs it."""
@@ -35,17 +37,7 @@ class ConsoleReporter:
         self.start = time.monotonic()
 
     def report(self, metrics: dict[str, Any], checkpoint: str | None = None) -> None:
-        keys = (
-            "phase",
-            "epoch",
-            "task_loss",
-            "regularization_loss",
-            "cost",
-            "alive_fraction",
-            "accuracy",
-            "val_accuracy",
-        )
-        parts = [f"{k}={_fmt(metrics[k])}" for k in keys if k in metrics]
+        parts = [f"{k}={_fmt(metrics[k])}" for k in Epoch.CONSOLE if k in metrics]
         elapsed = time.monotonic() - self.start
         print(f"[{elapsed:7.1f}s] " + " ".join(parts), file=self.stream, flush=True)
 

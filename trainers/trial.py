@@ -24,10 +24,9 @@ from .errors import TrialFailed
 from .models import build_model, check_model_spec
 from .morphnet.errors import StructureError
 from .morphnet.structure import Structure
+from .records import LEARN, RETRAIN, Epoch, Outcome
 from .reporting import ConsoleReporter, Reporter, write_json
 from .runtime import resolve_jit_compile, select_backend, set_determinism
-
-LEARN, RETRAIN, DONE = "learn", "retrain", "done"
 
 
 @dataclass
@@ -50,12 +49,14 @@ class TrialResult:
     warnings: list[str] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome.from_result(dataclasses.asdict(self))
+
     def summary(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data.pop("history")
-        data["cost_fraction"] = (
-            self.rebuilt_cost / self.seed_cost if self.seed_cost else float("nan")
-        )
+        data["cost_fraction"] = self.outcome.cost_fraction
         return data
 
 
@@ -397,34 +398,25 @@ class _Trial:
             self.reporter.warn(message)
 
     def end_epoch(self, phase: str, epoch: int, logs: dict[str, Any]) -> None:
-        metrics: dict[str, Any] = {"phase": phase, "epoch": epoch + 1, "step": self.step}
-        for key in (
-            "task_loss",
-            "regularization_loss",
-            "loss",
-            "accuracy",
-            "val_accuracy",
-            "val_loss",
-        ):
-            if key in logs:
-                metrics[key] = float(logs[key])
+        fields: dict[str, Any] = {k: float(logs[k]) for k in Epoch.KERAS_LOGS if k in logs}
         if phase == LEARN:
-            metrics["cost"] = float(self.regularizer.get_cost())
-            metrics["cost_name"] = self.target.cost_name
-            metrics["cost_fraction"] = (
-                metrics["cost"] / self.seed_cost if self.seed_cost else float("nan")
-            )
+            cost = float(self.regularizer.get_cost())
             alive = self.regularizer.alive_vectors()
             total = sum(v.size for v in alive.values())
-            metrics["alive_fraction"] = float(
-                sum(int(v.sum()) for v in alive.values()) / max(total, 1)
+            fields.update(
+                cost=cost,
+                cost_name=self.target.cost_name,
+                cost_fraction=cost / self.seed_cost if self.seed_cost else float("nan"),
+                alive_fraction=float(sum(int(v.sum()) for v in alive.values()) / max(total, 1)),
+                alive={name: float(v.mean()) for name, v in alive.items()},
+                strength=self.strength,
+                **self._predicted_now(),
             )
-            metrics.update({f"alive/{name}": float(v.mean()) for name, v in alive.items()})
-            metrics["strength"] = self.strength
-            metrics.update(self._predicted_now())
             if self.initial_term > 0:
                 term = float(self.regularizer.get_regularization_term())
-                metrics["term_fraction"] = term / self.initial_term
+                fields["term_fraction"] = term / self.initial_term
+        record = Epoch(phase=phase, epoch=epoch + 1, step=self.step, **fields)
+        metrics = record.to_result()
         self.history.append(metrics)
         state = {
             "phase": phase,
@@ -554,10 +546,7 @@ class _Trial:
             warnings=self.warnings,
             history=self.history,
         )
-        final = {
-            "phase": DONE,
-            **{k: v for k, v in result.summary().items() if isinstance(v, int | float)},
-        }
+        final = result.outcome.to_result()
         write_json(
             self.out / "metrics.json",
             {"config": self.config.to_dict(), "summary": result.summary(), "history": self.history},

@@ -291,8 +291,8 @@ def _run_sweep(config: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, f
     from mlflow.tracking import MlflowClient
 
     from sweep.config import load_sweep_config
-    from sweep.tracking import TAG_ROLE
-    from sweep.tune_runner import run_sweep
+    from sweep.driver import run_sweep
+    from sweep.store import TAG_ROLE
 
     sweep = load_sweep_config(config)
     summary = run_sweep(sweep, verbose=0)

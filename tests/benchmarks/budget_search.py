@@ -50,8 +50,8 @@ TRIAL = {
 
 def measure(out: Path, seeds: list[int], max_trials: int) -> list[dict]:
     from sweep.config import load_sweep_config
-    from sweep.results import results_table
-    from sweep.tune_runner import run_sweep
+    from sweep.driver import run_sweep
+    from sweep.store import results_table
 
     shutil.rmtree(out / "sweep", ignore_errors=True)
     config = load_sweep_config(

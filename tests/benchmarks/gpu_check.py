@@ -314,7 +314,7 @@ def sweep_part(sizes: Sizes, out: Path, deadline: float) -> None:
     enforces the deadline: it stops this process with SIGTERM)."""
     import ray
 
-    from sweep.tune_runner import run_sweep
+    from sweep.driver import run_sweep
 
     backend = os.environ.get("KERAS_BACKEND", "jax")
     # stopped for time, the finally below still shuts Ray down and removes the stores

@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s) {unknown}; known: {sorted(BENCHMARKS)}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from sweep.config import load_sweep_config
-    from sweep.results import results_table
-    from sweep.tune_runner import run_sweep
+    from sweep.driver import run_sweep
+    from sweep.store import results_table
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

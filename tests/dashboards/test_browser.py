@@ -23,7 +23,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from dashboards.page import build_dashboard, publish_dashboard, trial_page_name
-from sweep.tracking import ui_urls
+from sweep.store import ui_urls
 from tests.dashboards.browser import Browser, find_chromedriver, find_chromium
 from tests.dashboards.screenshots import CLOSE_ASSISTANT, morphsweep_ui
 from tests.dashboards.test_dashboards import LAYERS, populate_sweep

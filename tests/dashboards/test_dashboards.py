@@ -1,5 +1,5 @@
 """The sweep dashboard, built from a real MLflow tracking server holding a sweep logged the way
-sweep.tune_runner logs one (SweepTracker, the same metric keys and artifacts), without training.
+the sweep logs one (SweepTracker, the same metric keys and artifacts), without training.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 from dashboards.cli import main as dashboard_main
 from dashboards.page import build_dashboard, publish_dashboard, trial_page_name
 from dashboards.pareto import figure_data
+from dashboards.publish import publish_pareto_figures
 from dashboards.trials import (
     layer_widths_html,
     layer_widths_png,
@@ -30,7 +31,8 @@ from dashboards.trials import (
     training_curves_png,
 )
 from sweep.pareto import pareto_front, pick
-from sweep.results import publish_pareto, results_table
+from sweep.results import publish_pareto
+from sweep.store import SweepStore, results_table
 from sweep.tracking import SweepTracker
 from tests.sweep.conftest import free_port, mlflow_server  # noqa: F401
 
@@ -40,7 +42,7 @@ LAYERS = {"conv1": 16, "conv2": 32, "dense": 64, "logits": 10}
 SEED_COST = 1.0e6
 
 
-# --- a sweep logged like sweep.tune_runner logs it ------------------------------------------------
+# --- a sweep logged like the sweep logs it ------------------------------------------------
 @dataclass
 class FakeSweep:
     """What populate_sweep logged: enough to know what the dashboard must draw."""
@@ -197,7 +199,7 @@ def populate_sweep(uri: str, name: str, tmp: Path, epochs: int = 3) -> FakeSweep
         }
         if not baseline:
             final["strength"] = spec["strength"]
-        # the names MLflow's own run table and charts show (as sweep.tune_runner logs them)
+        # the names MLflow's own run table and charts show (as the sweep logs them)
         final[f"cost/{spec['target']}"] = final["rebuilt_cost"]
         final[f"cost_fraction/{spec['target']}"] = final["cost_fraction"]
         final["accuracy"] = final["retrained_val_accuracy"]
@@ -206,7 +208,9 @@ def populate_sweep(uri: str, name: str, tmp: Path, epochs: int = 3) -> FakeSweep
         tracker.log_artifact(trial, folder / "metrics.json")
         tracker.finish(trial, "FINISHED")
         sweep.finished[trial] = spec
-    publish_pareto(tracker, SimpleNamespace(trial={"hardware": "P100"}))
+    config = SimpleNamespace(trial={"hardware": "P100"})
+    front = publish_pareto(tracker, SweepStore(uri, name), config)
+    publish_pareto_figures(tracker, config, front)
     tracker.set_chart_view(["flops", "latency"])
     tracker.finish_sweep()
     return sweep

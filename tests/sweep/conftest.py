@@ -116,7 +116,7 @@ def fingerprint(uri: str, config) -> dict:
 
     from mlflow.tracking import MlflowClient
 
-    from sweep.tracking import TAG_ROLE, TAG_TRIAL
+    from sweep.store import TAG_ROLE, TAG_TRIAL
 
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(config.name)
@@ -157,7 +157,7 @@ def run_tree(uri: str, sweep: str) -> dict:
     are what a redesign must keep."""
     from mlflow.tracking import MlflowClient
 
-    from sweep.tracking import TAG_ROLE, TAG_TRIAL
+    from sweep.store import TAG_ROLE, TAG_TRIAL
 
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(sweep)

@@ -27,9 +27,8 @@ from mlflow.tracking import MlflowClient
 from sweep.adaptive import BudgetSearch
 from sweep.cli import main
 from sweep.config import load_sweep_config
-from sweep.results import results_table
 from sweep.space import BASELINE, baseline_trials
-from sweep.tracking import TAG_ROLE, TAG_TRIAL
+from sweep.store import TAG_ROLE, TAG_TRIAL, results_table
 from tests.sweep.test_sweep_e2e import sweep_yaml
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,9 +8,9 @@ import pytest
 
 from sweep.cli import main
 from sweep.config import SweepConfigError, load_sweep_config
+from sweep.preflight import ClusterUnavailable, check_address
 from sweep.space import build_trials
 from sweep.tracking import TrackingUnavailable, check_tracking
-from sweep.tune_runner import ClusterUnavailable, check_address
 
 
 def test_every_bad_field_is_named_at_once():

@@ -6,7 +6,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sweep.cli import main
-from sweep.tracking import TAG_ROLE, TAG_STOPPED, TAG_STOPPED_REASON, TAG_TRIAL
+from sweep.store import TAG_ROLE, TAG_STOPPED, TAG_STOPPED_REASON, TAG_TRIAL
 from tests.sweep.test_adaptive_e2e import children, write_config
 
 pytestmark = pytest.mark.slow

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from sweep.tracking import TAG_KNEE, TAG_PARETO, TAG_RESUMED, TAG_ROLE, TAG_TRIAL
+from sweep.store import TAG_KNEE, TAG_PARETO, TAG_RESUMED, TAG_ROLE, TAG_TRIAL
 from tests.sweep.conftest import MlflowServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from sweep.config import load_sweep_config
-from sweep.tune_runner import StorageUnavailable, check_storage
+from sweep.preflight import StorageUnavailable, check_storage
 
 
 def config(tmp_path, storage):

@@ -18,8 +18,7 @@ from mlflow.tracking import MlflowClient
 from sweep.cli import main
 from sweep.config import load_sweep_config
 from sweep.pareto import pareto_front
-from sweep.results import results_table
-from sweep.tracking import PARENT_ID, TAG_PARETO, TAG_REASON, TAG_ROLE, TAG_WORKER
+from sweep.store import PARENT_ID, TAG_PARETO, TAG_REASON, TAG_ROLE, TAG_WORKER, results_table
 from tests.sweep.conftest import RUN_TREE, fingerprint, record_for_repeat, run_tree
 
 ROOT = Path(__file__).resolve().parents[2]

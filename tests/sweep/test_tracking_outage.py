@@ -8,7 +8,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sweep.outbox import ATTEMPTS, Outbox
-from sweep.tracking import TAG_TRIAL, SweepTracker, TrackingUnavailable
+from sweep.store import TAG_TRIAL
+from sweep.tracking import SweepTracker, TrackingUnavailable
 
 
 class FlakyStore:
