@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from trainers.records import EPOCHS_SAVED
+
 
 def _parse_value(text: str, key: str = "") -> Any:
     try:
@@ -81,7 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = result.summary()
     print(
         f"\n{result.cost_name}: seed {summary['seed_cost']:.4g} -> rebuilt {summary['rebuilt_cost']:.4g} "
-        f"({summary['cost_fraction']:.1%}); retrained val accuracy {result.retrained_val_accuracy:.4f}"
+        f"({result.outcome.cost_fraction:.1%}); retrained val accuracy {result.retrained_val_accuracy:.4f}"
     )
     print(
         f"structure: {result.structure_path}\nmodel:     {result.model_path}\nmetrics:   {result.metrics_path}"
@@ -224,7 +226,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
     print(
         f"\n{summary['ran']} trials ran this time, {summary['trials']} in the sweep; "
-        f"{summary['stopped']} stopped early as hopeless, saving {summary['epochs_saved']} epochs."
+        f"{summary['stopped']} stopped early as hopeless, saving {summary[EPOCHS_SAVED]} epochs."
     )
     print(f"Browse: morphsweep ui --tracking-uri {uri}")
     print(f"Pick:   morphsweep pick {config.name} --tracking-uri {uri} --knee -o structure.json")

@@ -10,6 +10,7 @@ the publishers (``sweep.plugins``). Only the current Tune API is used: ``ray.tun
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import time
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainers.records import search_point_from_metrics
+from trainers.records import EPOCHS_SAVED, SweepTiming, search_point_from_metrics
 
 from .adaptive import BudgetSearch
 from .config import SweepConfig
@@ -85,14 +86,15 @@ def run_sweep(
         ran, times = _tune(config, plan, tracker, address, verbose, drawers)
     timing = _timing(time.monotonic() - started, times)
     if times:
-        tracker.log_parent_metrics({f"time/{k}": v for k, v in timing.items()})
+        tracker.log_parent_metrics(timing.metrics())
         print(
-            f"{len(times)} trials finished in {timing['sweep_seconds']:.0f} s; their training "
-            f"took {timing['train_seconds']:.0f} s in all ({timing['parallelism']:.2f}x the "
-            f"wall time), {timing['overhead_seconds_per_trial']:.1f} s per trial outside training",
+            f"{len(times)} trials finished in {timing.sweep_seconds:.0f} s; their training "
+            f"took {timing.train_seconds:.0f} s in all ({timing.parallelism:.2f}x the "
+            f"wall time), {timing.overhead_seconds_per_trial:.1f} s per trial outside training",
             flush=True,
         )
-    return {**_publish(config, tracker, plan, drawers), "ran": ran, "timing": timing}
+    summary = _publish(config, tracker, plan, drawers)
+    return {**summary, "ran": ran, "timing": dataclasses.asdict(timing)}
 
 
 def _publish(
@@ -121,7 +123,7 @@ def _publish(
         "parent_run_id": tracker.parent_id,
         "trials": len(store.trial_runs()),
         "stopped": stopped,
-        "epochs_saved": epochs_saved,
+        EPOCHS_SAVED: epochs_saved,
         **summary,
     }
 
@@ -160,12 +162,8 @@ def _setup_driver(backend: str) -> None:
     setup_device(current_backend() or backend)
 
 
-def _timing(wall: float, times: Times) -> dict[str, float]:
-    """The sweep's wall time against its trials' training time (trials finished in this run).
-
-    ``trials_span_seconds`` runs from the first trial's start to the last one's last report: the
-    sweep's time without starting Ray and publishing the front.
-    """
+def _timing(wall: float, times: Times) -> SweepTiming:
+    """The sweep's wall time against its trials' training time (trials finished in this run)."""
     train = sum(t for _, _, t in times.values())
     overhead = [end - start - t for start, end, t in times.values()]
     span = (
@@ -173,14 +171,14 @@ def _timing(wall: float, times: Times) -> dict[str, float]:
         if times
         else 0.0
     )
-    return {
-        "sweep_seconds": wall,
-        "trials_span_seconds": span,
-        "train_seconds": train,
-        "trials_finished": float(len(times)),
-        "parallelism": train / wall if wall > 0 else 0.0,
-        "overhead_seconds_per_trial": sum(overhead) / len(overhead) if overhead else 0.0,
-    }
+    return SweepTiming(
+        sweep_seconds=wall,
+        trials_span_seconds=span,
+        train_seconds=train,
+        trials_finished=float(len(times)),
+        parallelism=train / wall if wall > 0 else 0.0,
+        overhead_seconds_per_trial=sum(overhead) / len(overhead) if overhead else 0.0,
+    )
 
 
 def _adaptive_search(

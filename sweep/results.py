@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from trainers.records import PARETO_ACCURACY_OF
+from trainers.records import COST_FRACTION, PARETO_ACCURACY_OF, SEED_COST
 
 from . import faults
 from .pareto import ParetoResult, budget_report, pareto_front
@@ -32,14 +32,14 @@ def budget_table(store: SweepStore, budgets: dict[str, list[float]] | None = Non
     table = store.results()
     for target in budgets or saved:
         if target not in costs:
-            rows = table[(table["target"] == target) & (table["seed_cost"].notna())]
+            rows = table[(table["target"] == target) & (table[SEED_COST].notna())]
             if rows.empty:
                 known = sorted(set(table["target"]))
                 raise ValueError(
                     f"sweep {store.sweep!r} has no finished trial for target {target!r}; its "
                     f"targets: {known}"
                 )
-            costs[target] = float(rows["seed_cost"].median())
+            costs[target] = float(rows[SEED_COST].median())
     return budget_report(table, budgets or saved, costs)
 
 
@@ -122,7 +122,7 @@ def format_front(result: ParetoResult) -> str:
         "strength",
         "width",
         "cost",
-        "cost_fraction",
+        COST_FRACTION,
         "accuracy",
         "knee",
     ]

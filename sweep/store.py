@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from trainers.records import Outcome
+from trainers.records import COST_FRACTION, SEED_COST, Outcome
 
 TAG_SWEEP = "morphsweep.sweep"
 TAG_ROLE = "morphsweep.role"
@@ -61,8 +61,8 @@ COLUMNS = [
     "status",
     "cost",
     "accuracy",
-    "seed_cost",
-    "cost_fraction",
+    SEED_COST,
+    COST_FRACTION,
     "failure_reason",
     "stopped",
     "run_id",
@@ -144,8 +144,8 @@ class TrialRun:
             "status": self.status,
             "cost": outcome.cost if outcome else nan,
             "accuracy": outcome.accuracy if outcome else nan,
-            "seed_cost": outcome.seed_cost if outcome else nan,
-            "cost_fraction": outcome.cost_fraction if outcome else nan,
+            SEED_COST: outcome.seed_cost if outcome else nan,
+            COST_FRACTION: outcome.cost_fraction if outcome else nan,
             "failure_reason": self.tags.get(TAG_REASON, self.tags.get(TAG_STOPPED_REASON, "")),
             "stopped": self.tags.get(TAG_STOPPED, ""),
             "run_id": self.run_id,

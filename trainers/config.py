@@ -1,26 +1,67 @@
-"""One trial's configuration: a frozen, keyword-only dataclass validated on creation.
+"""One trial's configuration: a frozen pydantic model, validated on creation.
 
 It round-trips to a plain dict, so the same dict feeds YAML, MLflow params and Ray's param space.
+The shared field types (numbers in any notation but never booleans, counts that are real ints) and
+the translation of pydantic's errors into our messages live here; the sweep's config uses both.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticKnownError
 
 from .errors import TrialConfigError
 from .morphnet.algorithms import ALGORITHMS, BACKENDS, DEFAULT_THRESHOLDS
 
 TARGETS = ("flops", "model_size", "latency", "activations")
 
+if TYPE_CHECKING:
+    Algorithm = str
+    Target = str
+    Backend = str
+else:  # the allowed values are the tuples above: one definition each
+    Algorithm = Literal[ALGORITHMS]
+    Target = Literal[TARGETS]
+    Backend = Literal[BACKENDS]
 
-@dataclass(frozen=True, kw_only=True)
-class TrialConfig:
+
+def _not_a_bool(value: Any) -> Any:
+    # YAML's `true` is never a number (pydantic's lax mode would read it as 1.0)
+    if isinstance(value, bool):
+        raise PydanticKnownError("float_type")
+    return value
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise PydanticKnownError("finite_number")
+    return value
+
+
+# A float written in any notation ("1e-3" too: YAML 1.1 reads it as a string), never a bool.
+Real = Annotated[float, BeforeValidator(_not_a_bool)]
+Positive = Annotated[Real, Field(gt=0), AfterValidator(_finite)]
+NonNegative = Annotated[Real, Field(ge=0), AfterValidator(_finite)]
+# Counts are real integers: neither True nor "3" nor 3.0.
+Count = Annotated[StrictInt, Field(ge=0)]
+PositiveCount = Annotated[StrictInt, Field(gt=0)]
+
+
+class TrialConfig(BaseModel):
     """Everything one structure-learning trial needs.
 
     Strength is either ``strength`` itself or ``multiplier / seed cost`` (MorphNet's advice: search
@@ -39,106 +80,73 @@ class TrialConfig:
     same weights, metrics and structures run after run on one machine (``make bench`` measures
     what it costs per step); off, TensorFlow may pick faster kernels whose sums vary in the last
     bits.
+
+    A field's ``description``, where set, is what the error message says the field must be.
     """
 
-    model: str = "zoo:resnet"
-    model_width: int = 32
-    dataset: str = "digits"
-    image_size: int | None = None
-    algorithm: str = "gamma"
-    target: str = "flops"
-    hardware: str = "P100"
-    latency_batch_size: int = 1
-    threshold: float | None = None
-    strength: float | None = None
-    multiplier: float | None = 1.0
-    epochs: int = 10
-    learning_rate: float = 1e-2
-    batch_size: int = 64
-    retrain_epochs: int = 10
-    retrain_learning_rate: float = 3e-3
-    export_every_steps: int = 100
-    seed: int = 0
-    gate_temperature: float = 0.5
-    gate_log_odds_init: float = 1.0
-    gate_straight_through: bool = True
-    regularize_on_mask: bool = False
-    baseline_width: float | None = None
-    backend: str = "tensorflow"
-    jit_compile: bool | None = None
-    mixed_precision: bool = False
-    deterministic: bool = True
-    output_dir: str = "morphsweep_runs/trial"
-    verbose: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    model_config = ConfigDict(frozen=True, extra="forbid", title="trial config")
 
-    def __post_init__(self) -> None:
-        self._check_types()
-        self._choice("algorithm", ALGORITHMS)
-        self._choice("target", TARGETS)
-        self._choice("backend", BACKENDS)
+    model: str = "zoo:resnet"
+    model_width: PositiveCount = 32
+    dataset: str = "digits"
+    image_size: PositiveCount | None = None
+    algorithm: Algorithm = "gamma"
+    target: Target = "flops"
+    hardware: str = "P100"
+    latency_batch_size: PositiveCount = 1
+    threshold: NonNegative | None = Field(default=None, description="a number >= 0")
+    strength: Positive | None = Field(
+        default=None, description="> 0 (e.g. 1 / seed cost), or unset to use multiplier"
+    )
+    multiplier: Positive | None = Field(
+        default=1.0, description="> 0; strength = multiplier / seed cost"
+    )
+    epochs: PositiveCount = 10
+    learning_rate: Positive = 1e-2
+    batch_size: PositiveCount = 64
+    retrain_epochs: Count = 10
+    retrain_learning_rate: Positive = 3e-3
+    export_every_steps: Count = 100
+    seed: Count = 0
+    gate_temperature: Positive = 0.5
+    gate_log_odds_init: Real = 1.0
+    gate_straight_through: StrictBool = True
+    regularize_on_mask: StrictBool = False
+    baseline_width: Positive | None = None
+    backend: Backend = "tensorflow"
+    jit_compile: StrictBool | None = None
+    mixed_precision: StrictBool = False
+    deterministic: StrictBool = True
+    output_dir: str = "morphsweep_runs/trial"
+    verbose: Count = 1
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            problems = validation_problems(exc, data, TrialConfig)
+            raise TrialConfigError("; ".join(problems), problems) from None
+
+    @model_validator(mode="after")
+    def _combinations(self) -> TrialConfig:
+        from trainers.morphnet.costs import HARDWARE
+
+        problems = []
         if self.algorithm == "logistic_sigmoid" and self.target == "activations":
-            raise TrialConfigError(
+            problems.append(
                 "algorithm='logistic_sigmoid' has no 'activations' target (as in MorphNet); "
                 "use target='flops', 'model_size' or 'latency'"
             )
-        for name in ("model_width", "latency_batch_size", "epochs", "batch_size"):
-            self._positive(name)
-        for name in ("retrain_epochs", "export_every_steps", "seed", "verbose"):
-            if getattr(self, name) < 0:
-                raise TrialConfigError(
-                    f"{name} must be >= 0, but got {name}={getattr(self, name)!r}"
-                )
-        for name in ("learning_rate", "retrain_learning_rate", "gate_temperature"):
-            self._positive(name)
-        if self.strength is not None:
-            self._positive(
-                "strength", fix="use a strength > 0 (e.g. 1 / seed cost), or set multiplier"
-            )
-        elif self.multiplier is None:
-            raise TrialConfigError("set strength or multiplier (strength = multiplier / seed cost)")
-        else:
-            self._positive(
-                "multiplier", fix="use a multiplier > 0; strength = multiplier / seed cost"
-            )
-        if self.threshold is not None and not (
-            math.isfinite(self.threshold) and self.threshold >= 0
-        ):
-            raise TrialConfigError(
-                f"threshold must be a number >= 0, but got threshold={self.threshold!r}"
-            )
-        if self.baseline_width is not None:
-            self._positive("baseline_width")
-        if self.image_size is not None:
-            self._positive("image_size")
-        from trainers.morphnet.costs import HARDWARE
-
+        if self.strength is None and self.multiplier is None:
+            problems.append("set strength or multiplier (strength = multiplier / seed cost)")
         if self.target == "latency" and self.hardware not in HARDWARE:
-            raise TrialConfigError(
+            problems.append(
                 f"hardware must be one of {sorted(HARDWARE)}, but got hardware={self.hardware!r}"
             )
-
-    # ----- validation helpers ----------------------------------------------------------------
-    def _check_types(self) -> None:
-        hints = typing.get_type_hints(TrialConfig)
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if not _matches(value, hints[f.name]):
-                raise TrialConfigError(
-                    f"{f.name} must be {_describe(hints[f.name])}, but got {f.name}={value!r}"
-                )
-
-    def _choice(self, name: str, allowed: tuple[str, ...]) -> None:
-        value = getattr(self, name)
-        if value not in allowed:
-            raise TrialConfigError(f"{name} must be one of {allowed}, but got {name}={value!r}")
-
-    def _positive(self, name: str, fix: str = "") -> None:
-        value = getattr(self, name)
-        if not (math.isfinite(value) and value > 0):
-            raise TrialConfigError(
-                f"{name} must be > 0, but got {name}={value!r}" + (f"; {fix}" if fix else "")
-            )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
     # ----- derived -----------------------------------------------------------------------------
     @property
@@ -146,7 +154,7 @@ class TrialConfig:
         return self.threshold if self.threshold is not None else DEFAULT_THRESHOLDS[self.algorithm]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialConfig:
@@ -154,59 +162,119 @@ class TrialConfig:
             raise TrialConfigError(
                 f"a trial config must be a mapping, but got {type(data).__name__}"
             )
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise TrialConfigError(
-                f"unknown trial config key(s) {unknown}; known keys: {sorted(known)}"
-            )
         return cls(**data)
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> TrialConfig:
         """Load a YAML file, apply ``overrides`` (e.g. from the command line), then validate."""
-        import yaml
-
-        file = Path(path)
-        if not file.is_file():
-            raise TrialConfigError(f"trial config {str(path)!r} does not exist")
-        try:
-            data = yaml.safe_load(file.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise TrialConfigError(
-                f"trial config {str(path)!r} is not valid YAML: {yaml_error_text(exc)}; only plain "
-                f"YAML is read (no !!python tags)"
-            ) from exc
-        if not isinstance(data, dict):
-            raise TrialConfigError(f"trial config {str(path)!r} must be a mapping of fields")
+        data = read_yaml_mapping(path, "trial config")
         return cls.from_dict({**data, **(overrides or {})})
 
     def replace(self, **changes: Any) -> TrialConfig:
-        return dataclasses.replace(self, **changes)
+        """A validated copy with ``changes``."""
+        return TrialConfig(**{**self.to_dict(), **changes})
 
 
-def _matches(value: Any, hint: Any) -> bool:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, h) for h in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if origin is dict:
-        return isinstance(value, dict)
-    if hint is Any:
-        return True
-    return isinstance(value, hint)
+# ----- pydantic's errors as our messages: the field, the bad value and what it must be -----------
+_RULES = {
+    **dict.fromkeys(("int_type", "int_parsing", "int_from_float"), "int"),
+    **dict.fromkeys(("float_type", "float_parsing"), "float"),
+    **dict.fromkeys(("bool_type", "bool_parsing"), "bool"),
+    **dict.fromkeys(("dict_type", "model_type"), "a mapping"),
+    **dict.fromkeys(("list_type", "tuple_type"), "a list"),
+    "string_type": "str",
+    "too_short": "a non-empty list",
+    "finite_number": "a finite number",
+    "missing": "set",
+    "greater_than": "> {gt:g}",
+    "greater_than_equal": ">= {ge:g}",
+    "less_than": "< {lt:g}",
+    "less_than_equal": "<= {le:g}",
+}
 
 
-def _describe(hint: Any) -> str:
-    args = typing.get_args(hint)
-    if args:
-        return " or ".join(_describe(a) for a in args)
-    return "None" if hint is type(None) else getattr(hint, "__name__", str(hint))
+def validation_problems(exc: ValidationError, data: Any, model: type[BaseModel]) -> list[str]:
+    """One message per bad field of ``data`` (what ``model`` was validated from), in order.
+
+    ``"trial: epochs must be int, but got epochs='3'"``; a validator's own message is kept (after
+    the field's name); unknown keys are listed together with the known ones.
+    """
+    problems: list[str] = []
+    unknown: dict[tuple[str, ...], list[str]] = {}
+    title = model.model_config.get("title")
+    for error in exc.errors():
+        loc, kind, ctx = error["loc"], error["type"], error.get("ctx", {})
+        if kind == "extra_forbidden":
+            unknown.setdefault(_path(loc[:-1], data)[0], []).append(str(loc[-1]))
+            continue
+        is_key = "[key]" in loc  # a bad key of a mapping: name the mapping, not the key
+        loc = loc[: loc.index("[key]") - 1] if is_key else loc
+        parts, value = _path(loc, data)
+        if kind == "missing":
+            parts, value = (*_path(loc[:-1], data)[0], str(loc[-1])), None
+        name = ".".join(parts)
+        got = f"{name}={value!r}" if name else repr(value)
+        if kind == "value_error":
+            lines = str(ctx["error"]).splitlines()
+            problems += [f"{name}: {line}" if name else line for line in lines]
+        elif kind == "literal_error":
+            allowed = "(" + ctx["expected"].replace(" or ", ", ") + ")"
+            item = is_key or len(parts) < len(loc)
+            problems.append(
+                f"{name}: {error['input']!r} is not one of {allowed}"
+                if item
+                else f"{name} must be one of {allowed}, but got {got}"
+            )
+        else:
+            field = _walk(model, parts)[1]
+            rule = (field and field.description) or _RULES.get(kind, "valid").format(**ctx)
+            problems.append(f"{name or title} must be {rule}, but got {got}")
+    for parts, keys in unknown.items():
+        known = sorted(_walk(model, parts)[0].model_fields)
+        where = f"{'.'.join(parts)}: unknown" if parts else f"unknown {title}"
+        problems.append(f"{where} key(s) {sorted(keys)}; known: {known}")
+    return list(dict.fromkeys(problems))
+
+
+def _path(loc: tuple[int | str, ...], data: Any) -> tuple[tuple[str, ...], Any]:
+    """The keys of ``loc`` the user wrote (not list indices or pydantic's union tags), and the
+    value found there."""
+    parts: list[str] = []
+    for part in loc:
+        if not (isinstance(data, dict) and isinstance(part, str) and part in data):
+            break
+        parts.append(part)
+        data = data[part]
+    return tuple(parts), data
+
+
+def _walk(model: Any, parts: tuple[str, ...]) -> tuple[Any, Any]:
+    """The model class and the field at ``parts`` (the walk stops at a mapping's keys)."""
+    field = None
+    for part in parts:
+        fields = getattr(model, "model_fields", {})  # {} past the models: a mapping, a list
+        if part not in fields:
+            break
+        field, model = fields[part], fields[part].annotation
+    return model, field
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """The mapping a YAML file holds; only plain YAML is read (``!!python`` tags are refused)."""
+    import yaml
+
+    if not Path(path).is_file():
+        raise TrialConfigError(f"{what} {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise TrialConfigError(
+            f"{what} {str(path)!r} is not valid YAML: {yaml_error_text(exc)}; only plain YAML is "
+            f"read (no !!python tags)"
+        ) from exc
+    if not isinstance(data, dict):
+        raise TrialConfigError(f"{what} {str(path)!r} must be a mapping of fields")
+    return data
 
 
 def yaml_error_text(exc: Exception) -> str:

@@ -33,6 +33,8 @@ COST_FRACTION_OF = "cost_fraction/{target}"
 ACCURACY = "accuracy"
 PARETO_ACCURACY_OF = "pareto_accuracy/{target}"
 EPOCHS_SAVED = "epochs_saved"  # on a trial stopped early: the epochs it did not run
+# an outcome's numbers a sweep's results table keeps beside its cost and accuracy
+SEED_COST, COST_FRACTION = "seed_cost", "cost_fraction"
 
 
 def finite(value: Any) -> float | None:
@@ -181,7 +183,7 @@ class Outcome:
 
     def fields(self) -> dict[str, float]:
         """The numbers by field name, ``cost_fraction`` included: what MLflow gets at step 0."""
-        return {**_numbers(self), "cost_fraction": self.cost_fraction}
+        return {**_numbers(self), COST_FRACTION: self.cost_fraction}
 
     @classmethod
     def from_result(cls, result: Mapping[str, Any]) -> Outcome:
@@ -221,6 +223,26 @@ class Failure:
 
 
 Record = Epoch | Outcome | Failure
+
+
+@dataclass(frozen=True)
+class SweepTiming:
+    """A sweep's wall time against its trials' training time (the trials finished in one run).
+
+    ``trials_span_seconds`` runs from the first trial's start to the last one's last report: the
+    sweep's time without starting Ray and publishing the front. Logged on the parent run as
+    ``time/<field>``.
+    """
+
+    sweep_seconds: float
+    trials_span_seconds: float
+    train_seconds: float
+    trials_finished: float
+    parallelism: float
+    overhead_seconds_per_trial: float
+
+    def metrics(self) -> dict[str, float]:
+        return {f"time/{name}": value for name, value in dataclasses.asdict(self).items()}
 
 
 def parse(result: Mapping[str, Any] | None) -> Record | None:

@@ -24,7 +24,7 @@ from .errors import TrialFailed
 from .models import build_model, check_model_spec
 from .morphnet.errors import StructureError
 from .morphnet.structure import Structure
-from .records import LEARN, RETRAIN, Epoch, Outcome
+from .records import COST_FRACTION, LEARN, RETRAIN, Epoch, Outcome
 from .reporting import ConsoleReporter, Reporter, write_json
 from .runtime import resolve_jit_compile, select_backend, set_determinism
 
@@ -56,7 +56,7 @@ class TrialResult:
     def summary(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data.pop("history")
-        data["cost_fraction"] = self.outcome.cost_fraction
+        data[COST_FRACTION] = self.outcome.cost_fraction
         return data
 
 

@@ -11,6 +11,8 @@ import math
 import time
 from typing import Any
 
+from trainers.records import LEARN, Epoch, Outcome
+
 LEARN_EPOCHS = 3
 # group_lasso collapses (nothing of the network is left) from this multiplier up
 COLLAPSE_AT = {"group_lasso": 1000.0}
@@ -29,6 +31,14 @@ def accuracy(fraction: float) -> float:
     return 0.5 + 0.4 * fraction
 
 
+def outcome(fraction: float, accuracy: float) -> Outcome:
+    """A finished trial whose rebuilt model costs ``fraction`` of a seed costing 1000."""
+    cost = 1000.0 * fraction
+    return Outcome(
+        seed_cost=1000.0, predicted_cost=cost, rebuilt_cost=cost, retrained_val_accuracy=accuracy
+    )
+
+
 def scripted(config: dict[str, Any], delay: Any = None) -> None:
     """Tune trainable: ``config`` as the adaptive search's entry makes it."""
     from ray import tune
@@ -36,7 +46,7 @@ def scripted(config: dict[str, Any], delay: Any = None) -> None:
     trial = config["config"]
     if trial.get("baseline_width") is not None:
         width = float(trial["baseline_width"])
-        tune.report({"phase": "done", "cost_fraction": width**2, "retrained_val_accuracy": 0.6})
+        tune.report(outcome(width**2, 0.6).to_result())
         return
     algorithm, multiplier = trial["algorithm"], float(trial["multiplier"])
     fraction = cost_fraction(algorithm, multiplier)
@@ -44,17 +54,14 @@ def scripted(config: dict[str, Any], delay: Any = None) -> None:
         if delay is not None:
             time.sleep(delay(algorithm, multiplier))
         share = epoch / LEARN_EPOCHS  # the cost falls toward its end during learning
-        tune.report(
-            {
-                "phase": "learn",
-                "epoch": epoch,
-                "strength": float(trial["strength"]),
-                "predicted_fraction": 1 - (1 - fraction) * share,
-                "collapsed": fraction == 0.0 and epoch >= 1,
-                "term_fraction": 1 - 0.5 * share,
-                "val_accuracy": 0.5,
-            }
+        epoch_record = Epoch(
+            phase=LEARN,
+            epoch=epoch,
+            strength=float(trial["strength"]),
+            predicted_fraction=1 - (1 - fraction) * share,
+            collapsed=1.0 if fraction == 0.0 else 0.0,
+            term_fraction=1 - 0.5 * share,
+            val_accuracy=0.5,
         )
-    tune.report(
-        {"phase": "done", "cost_fraction": fraction, "retrained_val_accuracy": accuracy(fraction)}
-    )
+        tune.report(epoch_record.to_result())
+    tune.report(outcome(fraction, accuracy(fraction)).to_result())

@@ -10,7 +10,7 @@ from sweep.adaptive import BudgetSearch, Point, front_gaps, toward_budget
 from sweep.config import load_sweep_config
 from sweep.early_stop import DEGENERATE, DOMINATED, EarlyStopRule
 from sweep.space import BASELINE, baseline_trials
-from sweep.tune_search import cost_and_accuracy
+from trainers.records import Epoch
 
 SEED_COST = 1000.0
 
@@ -229,29 +229,17 @@ def test_failed_trials_do_not_stall_the_search():
     assert all(row["met_by"] for row in search.summary())
 
 
-def test_cost_and_accuracy_of_a_last_result():
-    done = {"phase": "done", "cost_fraction": 0.3, "retrained_val_accuracy": 0.9}
-    stopped = {"phase": "learn", "predicted_fraction": 0.4, "cost_fraction": 0.5}
-    cut = {"phase": "learn", "predicted_fraction": 0.3, "collapsed": 1.0}
-    # finished: the rebuilt cost; stopped: the predicted one and no accuracy; failed: nothing
-    assert cost_and_accuracy(done) == (0.3, 0.9)
-    assert cost_and_accuracy(stopped) == (0.4, None)
-    assert cost_and_accuracy(cut) == (0.0, None)
-    assert cost_and_accuracy({"phase": "failed"}) == (None, None)
-    assert cost_and_accuracy(None) == (None, None)
-
-
 # ----- early stopping ---------------------------------------------------------------------------
 def learn(epoch, fraction, term=1.0, accuracy=0.5, collapsed=0.0):
-    return {
-        "phase": "learn",
-        "epoch": epoch,
-        "predicted_fraction": fraction,
-        "term_fraction": term,
-        "val_accuracy": accuracy,
-        "collapsed": collapsed,
-        "strength": 0.01,
-    }
+    return Epoch(
+        phase="learn",
+        epoch=epoch,
+        predicted_fraction=fraction,
+        term_fraction=term,
+        val_accuracy=accuracy,
+        collapsed=collapsed,
+        strength=0.01,
+    )
 
 
 def test_a_collapse_two_epochs_in_a_row_stops_and_counts_the_epochs_saved():
@@ -283,7 +271,7 @@ def test_a_falling_term_is_moving_even_at_full_cost():
 def test_the_last_epoch_and_the_retrain_phase_are_never_stopped():
     rule = EarlyStopRule()
     assert rule.check(learn(10, 1.0), 10, 5) is None
-    assert rule.check({"phase": "retrain", "epoch": 1, "cost_fraction": 1.0}, 10, 5) is None
+    assert rule.check(Epoch(phase="retrain", epoch=1, cost_fraction=1.0), 10, 5) is None
 
 
 def test_dominated_only_when_asked_and_by_the_margin():

@@ -44,6 +44,102 @@ def test_every_bad_field_is_named_at_once():
         assert fragment in text, fragment
 
 
+def test_no_pydantic_text_reaches_the_user():
+    data = {"name": 3, "resources": 4, "strengths": {"center": {"gamma": "x"}}, "trial": []}
+    with pytest.raises(SweepConfigError) as info:
+        load_sweep_config(data)
+    text = str(info.value)
+    # every problem in our words: the field, the value and what it must be
+    for fragment in (
+        "name must be",
+        "resources must be a mapping",
+        "strengths.center",
+        "trial must",
+    ):
+        assert fragment in text, fragment
+    for raw in ("Input should", "validation error", "pydantic", "For further information"):
+        assert raw not in text, raw
+
+
+def test_numbers_in_any_notation_are_read_as_numbers():
+    config = load_sweep_config(
+        {
+            "name": "notation",
+            "trial": {"learning_rate": "1e-3", "retrain_learning_rate": "3E-4"},
+            "targets": ["flops"],
+            "strengths": {"center": "1e-3", "decades_below": "5e-1"},
+            "budgets": {"flops": ["2e5", 0.25]},
+            "resources": {"cpus": "2", "gpus": "5e-1"},
+            "budget_tolerance": "5e-2",
+        }
+    )
+    # YAML 1.1 reads 1e-3 (no dot) as a string; the config reads it as the number it means
+    assert config.trial == {"learning_rate": 1e-3, "retrain_learning_rate": 3e-4}
+    assert config.strengths.center == 1e-3 and config.strengths.decades_below == 0.5
+    assert config.budgets["flops"] == (2e5, 0.25)
+    assert (config.cpus_per_trial, config.gpus_per_trial, config.budget_tolerance) == (2, 0.5, 0.05)
+
+
+def test_booleans_are_never_counts_or_numbers():
+    data = {
+        "name": "bools",
+        "max_concurrent": True,
+        "retries": False,
+        "max_trials": True,
+        "seeds": [True],
+        "resources": {"cpus": True},
+        "budget_tolerance": True,
+        "strengths": {"points_per_decade": True, "center": True},
+        "trial": {"epochs": True, "learning_rate": True},
+    }
+    with pytest.raises(SweepConfigError) as info:
+        load_sweep_config(data)
+    text = str(info.value)
+    # each field is named with the boolean it got
+    for fragment in (
+        "max_concurrent must be an integer >= 1, but got max_concurrent=True",
+        "retries=False",
+        "max_trials=True",
+        "seeds=[True]",
+        "resources.cpus must be float, but got resources.cpus=True",
+        "budget_tolerance=True",
+        "strengths.points_per_decade must be int",
+        "strengths.center=True",
+        "trial: epochs must be int, but got epochs=True",
+        "trial: learning_rate must be float, but got learning_rate=True",
+    ):
+        assert fragment in text, fragment
+    assert len(info.value.problems) == 10
+
+
+def test_duplicates_are_refused_by_name():
+    data = {
+        "name": "dups",
+        "algorithms": ["gamma", "group_lasso", "gamma"],
+        "targets": ["flops", "flops", "model_size", "model_size"],
+        "seeds": [0, 1, 1],
+    }
+    with pytest.raises(SweepConfigError) as info:
+        load_sweep_config(data)
+    assert info.value.problems == [
+        "algorithms: 'gamma' listed more than once; list each once",
+        "targets: 'flops', 'model_size' listed more than once; list each once",
+        "seeds: 1 listed more than once; list each once",
+    ]
+
+
+def test_the_examples_load_and_round_trip(tmp_path):
+    from pathlib import Path
+
+    examples = sorted(Path(__file__).resolve().parents[2].glob("sweep/examples/*.yaml"))
+    assert examples
+    for path in examples:
+        config = load_sweep_config(path)
+        # to_dict is the YAML's shape: it loads back to the same config
+        assert load_sweep_config(config.to_dict()) == config
+        assert config.cpus_per_trial == 1.0 and config.baseline_widths
+
+
 def test_sweep_owned_trial_fields_and_file_store_are_rejected():
     with pytest.raises(SweepConfigError, match="set by the sweep"):
         load_sweep_config({"name": "x", "trial": {"strength": 1e-6}})
@@ -113,9 +209,9 @@ def test_budget_and_search_fields_are_checked_all_at_once():
     text = str(info.value)
     for fragment in (
         "search must be one of ('grid', 'adaptive'), but got search='bayes'",
-        "budgets.flops: every budget must be > 0",
-        "[0, -3]",
-        "'energy' is not a target",
+        "budgets.flops must be a list of budgets > 0",
+        "budgets.flops=[0.25, 0, -3]",
+        "budgets: 'energy' is not one of",
         "'model_size' is not among the sweep's targets ['flops']",
         "max_trials",
         "budget_tolerance=1.5",

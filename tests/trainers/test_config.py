@@ -32,11 +32,24 @@ def test_round_trip_through_dict():
         ({"threshold": -1.0}, "threshold must be a number >= 0"),
         ({"learning_rate": float("nan")}, "learning_rate must be > 0"),
         ({"baseline_width": 0}, "baseline_width must be > 0"),
+        ({"epochs": True}, r"epochs must be int, but got epochs=True"),
+        ({"learning_rate": False}, r"learning_rate must be float, but got learning_rate=False"),
+        ({"learning_rate": float("inf")}, "learning_rate must be a finite number"),
+        ({"epochs": 0, "seed": -1}, r"epochs must be > 0.*; seed must be >= 0"),
     ],
 )
 def test_bad_fields_are_named(data, match):
     with pytest.raises(TrialConfigError, match=match):
         TrialConfig.from_dict(data)
+
+
+def test_numbers_in_any_notation():
+    # YAML 1.1 reads 1e-3 (no dot) as a string: it means the number
+    config = TrialConfig.from_dict({"learning_rate": "1e-3", "strength": "2E-7"})
+    assert (config.learning_rate, config.strength) == (1e-3, 2e-7)
+    # a copy is validated like a new config
+    with pytest.raises(TrialConfigError, match="batch_size must be > 0"):
+        config.replace(batch_size=0)
 
 
 def test_yaml_errors(tmp_path):
