@@ -30,7 +30,9 @@ from trainers.config import (
     read_yaml_mapping,
     validation_problems,
 )
+from trainers.data import check_dataset_spec
 from trainers.errors import TrialConfigError
+from trainers.models import ZOO
 
 # Centres of the strength grid, as multipliers of 1 / seed cost, that suit each algorithm's
 # per-channel scale (gammas ~1, kernel RMS ~0.1, gate probabilities ~0.9).
@@ -312,9 +314,6 @@ class SweepConfig(BaseModel):
 
 def _spec_problems(trial: TrialConfig) -> list[str]:
     """The model and dataset specs, checked without building or loading anything."""
-    from trainers.data import check_dataset_spec
-    from trainers.models import ZOO
-
     problems = []
     try:
         check_dataset_spec(trial.dataset)

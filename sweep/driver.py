@@ -19,16 +19,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
+from ray import tune
+
+from trainers.errors import TrialConfigError
 from trainers.records import EPOCHS_SAVED, SweepTiming, search_point_from_metrics
+from trainers.runtime import backend_env, current_backend, select_backend, setup_device
 
 from .adaptive import BudgetSearch
+from .callback import TrackingCallback
 from .config import SweepConfig
+from .early_stop import EarlyStopRule
 from .plugins import Publisher, installed_publishers
 from .preflight import preflight, reuse_workers
 from .results import publish_pareto
 from .space import TrialSpec, baseline_trials, build_trials, seed_costs
 from .store import run_ended
 from .tracking import SweepTracker
+from .tune_search import AdaptiveSearcher, EarlyStopScheduler
+from .worker import trainable
 
 Times = dict[str, tuple[float, float, float]]  # trial id -> (start, last report, seconds training)
 
@@ -152,9 +161,6 @@ def _setup_driver(backend: str) -> None:
     """The driver builds the seed network for its costs: on the trials' backend when Keras is not
     imported yet (a machine with JAX only never needs TensorFlow), else on the one it runs (the
     costs are computed from the graph and do not depend on it)."""
-    from trainers.errors import TrialConfigError
-    from trainers.runtime import current_backend, select_backend, setup_device
-
     try:
         select_backend(backend)
     except TrialConfigError:
@@ -209,8 +215,6 @@ def search_state_path(config: SweepConfig) -> Path:
 
 
 def _init_ray(config: SweepConfig, address: str | None, verbose: int) -> None:
-    import ray
-
     if ray.is_initialized():
         return
     if address:
@@ -218,8 +222,6 @@ def _init_ray(config: SweepConfig, address: str | None, verbose: int) -> None:
         return
     # workers start on the trials' Keras backend (each trial also selects it itself, which covers
     # clusters started elsewhere)
-    from trainers.runtime import backend_env
-
     env = backend_env(str(config.trial.get("backend", "tensorflow")))
     ray.init(include_dashboard=False, log_to_driver=verbose > 1, runtime_env={"env_vars": env})
 
@@ -236,11 +238,6 @@ def _tune(
     run, (its start, its last report (``time.monotonic()``), seconds it spent training)."""
     # a checkpoint every epoch is by design; Tune's warning about it is noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    from ray import tune
-
-    from .callback import TrackingCallback
-    from .worker import trainable
-
     _init_ray(config, address, verbose)
     Path(config.resolved_storage_path).mkdir(parents=True, exist_ok=True)
     scheduler = _scheduler(config, plan)
@@ -269,9 +266,6 @@ def _scheduler(config: SweepConfig, plan: Plan) -> Any:
     """The early-stop scheduler, or None when early stopping is off."""
     if config.early_stop == "off":
         return None
-    from .early_stop import EarlyStopRule
-    from .tune_search import EarlyStopScheduler
-
     rule = EarlyStopRule(
         after=config.early_stop_after,
         dominated=config.early_stop == "dominated",
@@ -289,10 +283,6 @@ def _tune_config(
     trial): its results equal a fresh worker's (tests/sweep/test_adaptive_twice.py compares
     them); MORPHSWEEP_REUSE_WORKERS=0 gives every trial a fresh worker.
     """
-    from ray import tune
-
-    from .tune_search import AdaptiveSearcher
-
     entry = functools.partial(TrialSpec.entry, trials_dir=config.trials_dir())
     common = {
         "scheduler": scheduler,

@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from trainers.config import TrialConfig
+from trainers.data import load_dataset
+from trainers.models import build_model
+from trainers.morphnet.widths import seed_cost
+
 from .config import SweepConfig
 
 BASELINE = "baseline"
@@ -61,11 +66,7 @@ class TrialSpec:
 
 def seed_costs(config: SweepConfig) -> dict[str, float]:
     """Full-width cost of the seed model for each target (builds the model once, no training)."""
-    from trainers.config import TrialConfig
-    from trainers.data import load_dataset
-    from trainers.models import build_model
-    from trainers.morphnet.keras3 import read_model
-    from trainers.morphnet.widths import seed_cost
+    from trainers.morphnet.keras3 import read_model  # Keras
     from trainers.trial import target_of
 
     base = TrialConfig.from_dict(dict(config.trial))

@@ -9,9 +9,13 @@ logged twice. With a ``queue_dir`` every write goes through a durable on-disk qu
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,7 +53,6 @@ def check_tracking(uri: str, timeout: float = 5.0) -> None:
     """Fail at once, before any trial, when an HTTP tracking server does not answer."""
     if not uri.startswith(("http://", "https://")):
         return
-    import urllib.error
     import urllib.request
 
     try:
@@ -69,7 +72,6 @@ def reachable(uri: str, timeout: float = 3.0) -> bool:
     """Whether the tracking store answers (an HTTP server's /health; a local store always)."""
     if not uri.startswith(("http://", "https://")):
         return True
-    import urllib.request
 
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
@@ -330,7 +332,6 @@ class SweepTracker:
             except Exception:  # noqa: BLE001 - queued below when the store does not answer
                 if self.outbox is None or reachable(self.uri):
                     raise
-        import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(artifact_file).name
@@ -361,7 +362,6 @@ class SweepTracker:
     # ----- the parent run's view of the sweep -----------------------------------------------
     def log_sweep(self, config: Any, costs: Mapping[str, float]) -> None:
         """The search, budgets and seed costs, as parent tags (pick and pareto read them)."""
-        import json
 
         self.set_tags(
             None,

@@ -13,6 +13,7 @@ from typing import Any
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from trainers.config import TrialConfig
 from trainers.records import LEARN, Epoch, finite, parse, search_point
 
 from .adaptive import BudgetSearch
@@ -90,8 +91,6 @@ class EarlyStopScheduler(FIFOScheduler):
     """
 
     def __init__(self, rule: EarlyStopRule, specs: Any) -> None:
-        from trainers.config import TrialConfig
-
         super().__init__()
         self.rule = rule
         self.specs = specs

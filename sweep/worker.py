@@ -18,7 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ray
+from ray import tune
+
+from trainers.config import TrialConfig
+from trainers.errors import TrialFailed
 from trainers.records import Failure
+from trainers.runtime import select_backend, setup_device
 
 # What a report's checkpoint holds: the trial's checkpoint directory, its structure and metrics
 # files, the structure exported since the last report, the report itself, and on the first report
@@ -52,8 +58,6 @@ def setup_worker(backend: str, cpus: float) -> None:
     a sweep asks for the same backend and resources), and Keras' state is cleared instead, so
     layer names and graphs start afresh as in a new process.
     """
-    from trainers.runtime import select_backend, setup_device
-
     select_backend(backend)
     setup_device(backend, cpus)
     global _TRIALS_IN_PROCESS
@@ -76,8 +80,6 @@ class TuneReporter:
     def __init__(
         self, output_dir: Path, resumed: dict[str, Any] | None = None, entered: float = 0.0
     ) -> None:
-        import ray
-
         self.output_dir = output_dir
         self.entered: float | None = entered or None
         self.latest_structure: str | None = None
@@ -97,8 +99,6 @@ class TuneReporter:
         (bundle / BUNDLE["report"]).write_text(json.dumps(metrics, default=str))
 
     def report(self, metrics: dict[str, Any], checkpoint: str | None = None) -> None:
-        from ray import tune
-
         with tempfile.TemporaryDirectory() as tmp:
             bundle = Path(tmp)
             self._bundle(bundle, checkpoint, metrics)
@@ -122,8 +122,6 @@ class TuneReporter:
 
 def _restore(output_dir: Path) -> dict[str, Any] | None:
     """Tune's checkpoint of a retried or resumed trial back in its directory; its saved state."""
-    from ray import tune
-
     checkpoint = tune.get_checkpoint()
     state_file = output_dir / BUNDLE["checkpoint"] / "state.json"
     if checkpoint is not None and not state_file.is_file():
@@ -149,15 +147,12 @@ def trainable(config: dict[str, Any], specs: dict[str, dict[str, Any]], cpus: fl
         specs: a grid sweep's trials by sweep trial id (the same entries).
         cpus: the CPUs the trial was given (its thread pools).
     """
-    from ray import tune
-
-    from trainers.config import TrialConfig
-    from trainers.errors import TrialFailed
-    from trainers.trial import run_trial
-
     entered = time.time()
     spec = specs.get(config["trial_id"]) or config
     setup_worker(str(spec["config"].get("backend", "tensorflow")), cpus)
+    # Keras now, on the backend just selected (TensorFlow or JAX)
+    from trainers.trial import run_trial
+
     output_dir = Path(spec["output_dir"])
     resumed = _restore(output_dir)
     trial = TrialConfig.from_dict({**spec["config"], "output_dir": str(output_dir), "verbose": 0})
