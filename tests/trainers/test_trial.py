@@ -188,12 +188,12 @@ def test_a_collapsing_run_reports_collapsed(tmp_path):
 
 
 def test_a_save_killed_midway_leaves_the_last_checkpoint_whole(tmp_path, monkeypatch):
-    from trainers import trial as trial_module
+    from trainers import checkpoint as checkpoint_module
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     optimizer = keras.optimizers.Adam(1e-3)
     optimizer.build(model.trainable_variables)
-    ckpt = trial_module._Checkpoint(tmp_path / "checkpoint")
+    ckpt = checkpoint_module.Checkpoint(tmp_path / "checkpoint")
     ckpt.save(model, optimizer, {"phase": "learn", "epoch": 1})
     first = [w.copy() for w in model.get_weights()]
     model.set_weights([w + 1.0 for w in first])
@@ -201,7 +201,7 @@ def test_a_save_killed_midway_leaves_the_last_checkpoint_whole(tmp_path, monkeyp
     def killed(*args, **kwargs):  # the process dies after the new weights, before the rest
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(trial_module.np, "savez", killed)
+    monkeypatch.setattr(checkpoint_module.np, "savez", killed)
     with pytest.raises(KeyboardInterrupt):
         ckpt.save(model, optimizer, {"phase": "learn", "epoch": 2})
     monkeypatch.undo()

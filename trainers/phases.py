@@ -1,0 +1,316 @@
+"""The phases of a trial after its setup: learn (or scale uniformly), export, rebuild, retrain.
+
+Each phase is a function of what the one before handed it: ``learn`` (``baseline``,
+``resumed``) hands the rebuild a ``Learned`` structure, exported to the trial's structure.json;
+``rebuild`` hands retraining the smaller Keras model; ``retrain`` hands the end of the trial a
+``Retrained`` model and its accuracy. ``trainers.trial`` runs them in turn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import TrialConfig
+from .morphnet.errors import StructureError
+from .morphnet.structure import Structure
+from .records import LEARN, RETRAIN
+from .training import Fit, Progress, Setup, compile_for_training, train
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What structure learning hands the rebuild: the exported structure and how it was learned.
+
+    A uniform-width baseline and a trial resumed after learning hand over the same: the baseline
+    with no strength and no learned accuracy. ``initial_term`` is the regularization term before
+    learning when this run learned (what the retraining checkpoints keep), else 0.
+    """
+
+    structure: Structure
+    structure_path: Path  # the trial's structure.json
+    strength: float
+    learned_val_accuracy: float | None
+    initial_term: float = 0.0
+
+
+@dataclass(frozen=True)
+class Retrained:
+    """What retraining hands the end of the trial: the retrained model and its accuracy."""
+
+    model: Any
+    val_accuracy: float
+
+
+def gated(seed_model: Any, config: TrialConfig) -> Any:
+    """The network structure learning regularizes: the seed network, gated for FiGS."""
+    if config.algorithm != "logistic_sigmoid":
+        return seed_model
+    from .morphnet.keras3 import add_gating
+
+    return add_gating(
+        seed_model,
+        seed=config.seed,
+        temperature=config.gate_temperature,
+        log_odds_init=config.gate_log_odds_init,
+        straight_through=config.gate_straight_through,
+    )
+
+
+def learn(setup: Setup, progress: Progress, network: Any, regularizer: Any) -> Learned:
+    """Learn ``network``'s structure under ``regularizer`` (going on from the checkpoint), export it.
+
+    Raises:
+        TrialFailed: a NaN or infinite loss.
+    """
+    from .morphnet.keras3 import StructureLearner
+    from .morphnet.keras3.backend import keras
+
+    config = setup.config
+    # config validation guarantees a multiplier when no strength is given
+    multiplier = float(config.multiplier or 0.0)
+    strength = config.strength if config.strength is not None else multiplier / setup.seed_cost
+    learner = StructureLearner(network, regularizer, strength)
+    optimizer = keras.optimizers.Adam(config.learning_rate)
+    compile_for_training(learner, optimizer, setup.jit_compile)
+    initial = 0
+    # the term before any learning: how far it has fallen tells a run that moves from one
+    # that does not, before any channel crosses the threshold
+    initial_term = float(regularizer.get_regularization_term())
+    if progress.resumes(LEARN):
+        initial = progress.restore(network, optimizer)
+        initial_term = progress.saved_initial_term(initial_term)
+    learning = Learning(setup, progress, regularizer, strength, initial_term)
+    fit = Fit(
+        phase=LEARN,
+        model=learner,
+        checkpointed=network,
+        optimizer=optimizer,
+        epochs=config.epochs,
+        initial_epoch=initial,
+        strength=strength,
+        learned_val_accuracy=None,
+        initial_term=initial_term,
+        epoch_fields=learning.epoch_fields,
+        after_step=learning.after_step,
+    )
+    accuracy = train(setup, progress, fit)
+    structure = learning.export(final=True)
+    _check_degenerate(structure, setup.seed_cost, strength, progress)
+    return Learned(structure, setup.structure_path, strength, accuracy, initial_term)
+
+
+def baseline(setup: Setup, progress: Progress) -> Learned:
+    """The seed network scaled uniformly to ``baseline_width``, which learns nothing."""
+    from .morphnet.widths import scale_structure, seed_structure, structure_cost
+
+    width = setup.config.baseline_width
+    scaled = scale_structure(seed_structure(setup.seed_graph), width or 1.0)
+    cost = structure_cost(setup.seed_graph, scaled, setup.target)
+    structure = dataclasses.replace(
+        scaled,
+        cost_name=setup.target.cost_name,
+        seed_cost=setup.seed_cost,
+        learned_cost=cost,
+        regularizer=f"uniform x{width}",
+    )
+    _save(structure, setup, progress, final=True)
+    return Learned(structure, setup.structure_path, strength=0.0, learned_val_accuracy=None)
+
+
+def resumed(setup: Setup, progress: Progress) -> Learned:
+    """What an earlier run of the trial learned, when it stopped after learning."""
+    structure = Structure.load(setup.structure_path)
+    strength, accuracy = progress.saved_learning()
+    return Learned(structure, setup.structure_path, strength, accuracy)
+
+
+@dataclass(frozen=True)
+class Learning:
+    """Structure learning under way: what its epochs report and what its exports write."""
+
+    setup: Setup
+    progress: Progress
+    regularizer: Any
+    strength: float
+    initial_term: float
+
+    def epoch_fields(self) -> dict[str, Any]:
+        """The learn phase's fields of an epoch record (``records.Epoch``)."""
+        setup, regularizer = self.setup, self.regularizer
+        cost = float(regularizer.get_cost())
+        alive = regularizer.alive_vectors()
+        total = sum(v.size for v in alive.values())
+        fields: dict[str, Any] = dict(
+            cost=cost,
+            cost_name=setup.target.cost_name,
+            cost_fraction=cost / setup.seed_cost if setup.seed_cost else float("nan"),
+            alive_fraction=float(sum(int(v.sum()) for v in alive.values()) / max(total, 1)),
+            alive={name: float(v.mean()) for name, v in alive.items()},
+            strength=self.strength,
+            **self.predicted_now(),
+        )
+        if self.initial_term > 0:
+            term = float(regularizer.get_regularization_term())
+            fields.update(term_fraction=term / self.initial_term)
+        return fields
+
+    def predicted_now(self) -> dict[str, float]:
+        """The cost of the structure if learning stopped now, and whether it can be rebuilt."""
+        from .morphnet.widths import keep_full_width, output_layers, structure_cost
+
+        setup = self.setup
+        structure = keep_full_width(
+            self.regularizer.structure(step=self.progress.step), output_layers(setup.seed_graph)
+        )
+        predicted = structure_cost(setup.seed_graph, structure, setup.target)
+        # collapsed: nothing left, or a dead layer on every path (a dead residual branch leaves
+        # the skip path: a smaller network, not a collapse)
+        collapsed = predicted <= 0
+        if not collapsed and any(s.alive == 0 for s in structure.layers.values()):
+            from .morphnet.keras3 import cuts_network
+
+            collapsed = cuts_network(setup.seed_model, structure)
+        return dict(
+            predicted_cost=float(predicted),
+            predicted_fraction=float(predicted / setup.seed_cost) if setup.seed_cost else 1.0,
+            collapsed=float(collapsed),
+        )
+
+    def after_step(self, model: Any) -> None:
+        """Export the structure every ``export_every_steps`` training steps."""
+        every = self.setup.config.export_every_steps
+        if every and self.progress.step % every == 0:
+            from .morphnet.keras3.backend import sync_weights
+
+            # mid-epoch, a JAX fit holds the weights outside the model's variables
+            sync_weights(model)
+            self.export(final=False)
+
+    def export(self, final: bool) -> Structure:
+        """Write the structure learned so far; the ``final`` one also as structure.json."""
+        structure = self.structure(final)
+        _save(structure, self.setup, self.progress, final)
+        return structure
+
+    def structure(self, final: bool) -> Structure:
+        """The structure learned so far, with the cost of what ``rebuild`` will build from it."""
+        from .morphnet.widths import (
+            keep_full_width,
+            output_layers,
+            rebuild_structure,
+            structure_cost,
+        )
+
+        setup, regularizer, step = self.setup, self.regularizer, self.progress.step
+        if final and setup.config.algorithm == "logistic_sigmoid":
+            # the gates' inference masks decide, ORed across gates tied by adds
+            structure = regularizer.structure(step=step, inference=True)
+        else:
+            structure = regularizer.structure(step=step)
+        # the logits keep every class: output layers are rebuilt at full width
+        structure = keep_full_width(structure, output_layers(setup.seed_graph))
+        # the cost of what rebuild() will build (one channel in dead layers if it must)
+        predicted = structure_cost(setup.seed_graph, structure, setup.target)
+        _, min_channels = rebuild_structure(setup.seed_graph, structure)
+        return dataclasses.replace(
+            structure,
+            cost_name=setup.target.cost_name,
+            seed_cost=setup.seed_cost,
+            learned_cost=predicted,
+            cost_definition="rebuild",
+            rebuild_min_channels=min_channels,
+            regularizer=regularizer.name,
+            step=step,
+            extra={
+                "strength": self.strength,
+                "algorithm": setup.config.algorithm,
+                "target": setup.config.target,
+            },
+        )
+
+
+def _save(structure: Structure, setup: Setup, progress: Progress, final: bool) -> None:
+    path = structure.save(setup.out / "structures" / f"structure_{progress.step}.json")
+    structure.save_alive_counts(setup.out, progress.step)
+    progress.reporter.artifact(str(path), "structure")
+    if final:
+        final_path = structure.save(setup.structure_path)
+        progress.reporter.artifact(str(final_path), "structure")
+
+
+def _check_degenerate(
+    structure: Structure, seed_cost: float, strength: float, progress: Progress
+) -> None:
+    fraction = structure.learned_cost / seed_cost if seed_cost else 1.0
+    message = None
+    if structure.learned_cost <= 0 or all(s.alive == 0 for s in structure.layers.values()):
+        message = (
+            f"the learned {structure.cost_name} collapsed to {structure.learned_cost:g}: the "
+            f"strength {strength:.3g} is too high; try about 10x lower"
+        )
+    elif fraction >= 0.98:
+        message = (
+            f"nothing shrank ({structure.cost_name} is {fraction:.1%} of the seed's): the "
+            f"strength {strength:.3g} is too low; try 10x-100x higher"
+        )
+    if message:
+        progress.warn(message)
+
+
+def rebuild(setup: Setup, progress: Progress, learned: Learned) -> Any:
+    """The seed model at the learned widths, as its predicted cost describes it."""
+    from .morphnet.keras3 import apply_structure
+    from .morphnet.keras3.backend import set_random_seed
+    from .morphnet.widths import rebuild_structure
+
+    # the rebuilt network's initial weights depend on the seed only, not on the learning run
+    set_random_seed(setup.config.seed + 1)
+    structure = learned.structure
+    _, min_channels = rebuild_structure(setup.seed_graph, structure)
+    if min_channels:
+        dead = sorted(n for n, s in structure.layers.items() if s.alive == 0)
+        progress.warn(
+            f"layers pruned to zero cut the network ({dead[:5]}): the rebuild keeps "
+            f"{min_channels} channel in each, as the predicted cost counts"
+        )
+    try:
+        return apply_structure(setup.seed_model, structure, min_channels=min_channels)
+    except StructureError as exc:  # the prediction and the rebuild disagree: say so
+        progress.warn(
+            f"rebuilt with one channel in layers pruned to zero ({exc}); the predicted cost "
+            f"does not count them"
+        )
+        return apply_structure(setup.seed_model, structure, min_channels=1)
+
+
+def retrain(setup: Setup, progress: Progress, learned: Learned, model: Any) -> Retrained:
+    """Train the rebuilt ``model`` from scratch (going on from the checkpoint).
+
+    Raises:
+        TrialFailed: a NaN or infinite loss.
+    """
+    from .morphnet.keras3.backend import keras
+
+    config = setup.config
+    steps = max(1, len(setup.train_ds)) * max(config.retrain_epochs, 1)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.retrain_learning_rate, decay_steps=steps
+    )
+    optimizer = keras.optimizers.Adam(schedule)
+    compile_for_training(model, optimizer, setup.jit_compile)
+    initial = progress.restore(model, optimizer) if progress.resumes(RETRAIN) else 0
+    fit = Fit(
+        phase=RETRAIN,
+        model=model,
+        checkpointed=model,
+        optimizer=optimizer,
+        epochs=config.retrain_epochs,
+        initial_epoch=initial,
+        strength=learned.strength,
+        learned_val_accuracy=learned.learned_val_accuracy,
+        initial_term=learned.initial_term,
+    )
+    return Retrained(model, train(setup, progress, fit))
