@@ -11,16 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sweep.charts import CURVE_METRICS, TrialHistory
 from sweep.pareto import ParetoResult, pareto_front
 from sweep.store import SweepStore
 from sweep.tracking import SweepTracker
 from trainers.records import Epoch
 
-from .page import cost_label, publish_dashboard
+from .page import HOVER, cost_label, publish_dashboard
 from .pareto import pareto_figure, pareto_png
-from .trials import TrialHistory, layer_widths_png, training_curves_png
-
-HOVER = ("trial_id", "strength", "width", "cost", "accuracy")
+from .trials import layer_widths_png, training_curves_png
 
 
 class Dashboards:
@@ -36,18 +35,9 @@ class Dashboards:
         if structure is not None:
             figure = layer_widths_png(structure, None, title=f"{trial_id}: learned vs seed width")
             tracker.log_figure(trial_id, figure, "figures/layer_widths.png")
-        series: dict[str, list[tuple[float, float]]] = {}
-        for epoch in history:
-            for name in ("cost", "val_accuracy"):
-                value = getattr(epoch, name)
-                if isinstance(value, int | float):
-                    series.setdefault(Epoch.key(epoch.phase, name), []).append(
-                        (float(epoch.epoch), float(value))
-                    )
-        if series:
-            figure = training_curves_png(
-                [TrialHistory(trial_id, series)], None, title=f"{trial_id}: training curves"
-            )
+        curves = TrialHistory.of_epochs(trial_id, history, [key for key, _ in CURVE_METRICS])
+        if curves.metrics:
+            figure = training_curves_png([curves], None, title=f"{trial_id}: training curves")
             tracker.log_figure(trial_id, figure, "figures/training_curves.png")
 
     def publish_sweep(
@@ -65,17 +55,9 @@ def publish_pareto_figures(tracker: SweepTracker, config: Any, front: ParetoResu
     for target, rows in front.table.groupby("target"):
         if rows[["cost", "accuracy"]].dropna().empty:
             continue
-        sub = pareto_front(rows, cost="cost", accuracy="accuracy")
+        result = pareto_front(rows, cost="cost", accuracy="accuracy")
         label = cost_label(str(target), config.trial.get("hardware"))
-        title = f"{tracker.sweep}: {label} vs retrained accuracy"
-        png = pareto_png(sub, None, series="algorithm", title=title, cost_label=label)
-        tracker.log_figure(None, png, f"pareto/pareto_{target}.png")
-        figure = pareto_figure(
-            sub,
-            series="algorithm",
-            title=title,
-            cost_label=label,
-            link_column="run_url",
-            hover_columns=HOVER,
-        )
+        options = {"title": f"{tracker.sweep}: {label} vs retrained accuracy", "cost_label": label}
+        tracker.log_figure(None, pareto_png(result, None, **options), f"pareto/pareto_{target}.png")
+        figure = pareto_figure(result, link_column="run_url", hover_columns=HOVER, **options)
         tracker.log_figure(None, figure, f"pareto/pareto_{target}.html")

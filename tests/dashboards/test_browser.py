@@ -385,7 +385,7 @@ def test_mlflow_serves_the_pareto_figure(sweep, tmp_path):
     # self-contained: plotly.js inline, nothing from a CDN
     assert not re.search(r"<script[^>]*\bsrc=", body)
     (tmp_path / "p.html").write_text(body)
-    from dashboards.pareto import figure_data
+    from tests.dashboards.pages import figure_data
 
     (figure,) = figure_data(tmp_path / "p.html")
     points = [t for t in figure["data"] if t["meta"]["role"] in ("points", "baseline")]

@@ -22,7 +22,6 @@ from mlflow.tracking import MlflowClient
 
 from dashboards.cli import main as dashboard_main
 from dashboards.page import build_dashboard, publish_dashboard, trial_page_name
-from dashboards.pareto import figure_data
 from dashboards.publish import publish_pareto_figures
 from dashboards.trials import (
     layer_widths_html,
@@ -34,6 +33,7 @@ from sweep.pareto import pareto_front, pick
 from sweep.results import publish_pareto
 from sweep.store import SweepStore, results_table
 from sweep.tracking import SweepTracker
+from tests.dashboards.pages import figure_data
 from tests.sweep.conftest import free_port, mlflow_server  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]

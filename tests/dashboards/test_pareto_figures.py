@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dashboards.pareto import figure_data, pareto_html, pareto_png
+from dashboards.pareto import pareto_html, pareto_png
 from sweep.pareto import ParetoResult, pareto_front
+from tests.dashboards.pages import figure_data
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MLFLOW = "http://mlflow.local:5000/#/experiments/1/runs/"

@@ -207,7 +207,7 @@ def test_pareto_table_and_tags_match_the_results(finished_sweep, tmp_path):
         parent[0].info.run_id, "pareto/pareto_flops.html", str(tmp_path)
     )
     # the plotly figure (log_figure, plotly.js inline) draws one point per finished trial
-    from dashboards.pareto import figure_data
+    from tests.dashboards.pages import figure_data
 
     (figure,) = figure_data(Path(html))
     drawn = [t for t in figure["data"] if t["meta"]["role"] in ("points", "baseline")]
