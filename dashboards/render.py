@@ -14,7 +14,7 @@ import html
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,32 +42,196 @@ def hover_text(lines: Sequence[str]) -> str:
     return "<br>".join(html.escape(line) for line in lines)
 
 
-def plotly_layout(figure: Any, kind: str, title: str, height: int, **layout: Any) -> Any:
-    """The layout every plotly figure shares; ``meta.kind`` names the figure."""
-    meta = {"kind": kind, **layout.pop("meta", {})}
-    margin = {"l": 60, "r": 20, "t": 80, "b": 50, **layout.pop("margin", {})}
-    heading = {"text": html.escape(title) + layout.pop("subtitle", "")}
+@dataclass(frozen=True)
+class Mark:
+    """One thing a chart draws, alike in plotly and matplotlib: its ``kind`` (a key of
+    ``PLOTLY``), points, colour, legend ``label`` (None: none), plotly ``meta``, per point hover
+    text, ``custom`` data and ``text``, and the panel it is in."""
+
+    kind: str
+    x: Sequence[Any]
+    y: Sequence[Any]
+    color: str = "black"
+    label: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    hover: Sequence[str] = ()
+    custom: Sequence[Any] = ()
+    text: Sequence[str] = ()
+    panel: int = 0
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Axes: a title, axis titles and scales, and what to say when nothing is drawn there."""
+
+    title: str = ""
+    x: str = ""
+    y: str = ""
+    log_x: bool = False
+    log_y: bool = False
+    empty: str = ""
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A figure: its ``kind`` (``layout.meta.kind``), marks, panels side by side; ``bars``:
+    horizontal bars, the first category on top."""
+
+    kind: str
+    title: str
+    marks: Sequence[Mark]
+    panels: Sequence[Panel] = (Panel(),)
+    subtitle: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    height: int = 480
+    size: tuple[float, float] = (8, 5)
+    bars: bool = False
+
+
+# plotly's look of each kind of mark (the mark's colour goes into "line" and "marker")
+PLOTLY: dict[str, dict[str, Any]] = {
+    "points": {"mode": "markers", "marker": {"size": 9, "line": {"color": "white", "width": 1}}},
+    "baseline": {
+        "mode": "lines+markers",
+        "marker": {"size": 9},
+        "line": {"width": 2, "dash": "dash"},
+    },
+    "step": {
+        "mode": "lines",
+        "line": {"shape": "hv", "width": 1.5},
+        "hoverinfo": "skip",
+        "opacity": 0.8,
+    },
+    "ring": {
+        "mode": "markers",
+        "marker": {"size": 16, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}},
+    },
+    "star": {
+        "mode": "markers+text",
+        "marker": {"symbol": "star", "size": 14},
+        "textposition": "bottom right",
+    },
+    "curve": {"mode": "lines+markers", "marker": {"size": 4}, "line": {"width": 1.8}},
+    "back-bar": {"orientation": "h"},
+    "bar": {"orientation": "h"},
+}
+
+
+def to_plotly(chart: Chart) -> Any:
+    """The chart as a plotly figure."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    grid = len(chart.panels) > 1 or bool(chart.panels[0].title)
+    titles = [html.escape(p.title) for p in chart.panels]
+    figure = (
+        make_subplots(rows=1, cols=len(chart.panels), subplot_titles=titles)
+        if grid
+        else go.Figure()
+    )
+    for m in chart.marks:
+        style = {k: dict(v) if isinstance(v, dict) else v for k, v in PLOTLY[m.kind].items()}
+        trace = {"x": list(m.x), "y": list(m.y), "meta": m.meta, "showlegend": m.label is not None}
+        trace |= {
+            "name": html.escape(m.label or m.meta.get("series") or ""),
+            "customdata": list(m.custom),
+        }
+        trace |= {"hovertext": list(m.hover), "hoverinfo": "text"} if m.hover else {}
+        where = {"row": 1, "col": m.panel + 1} if grid else {}
+        if m.kind.endswith("bar"):
+            trace["y"] = [html.escape(str(v)) for v in m.y]
+            figure.add_bar(marker_color=m.color, **style, **trace, **where)
+            continue
+        style.setdefault("line", {}).setdefault("color", m.color)
+        style.setdefault("marker", {}).setdefault("color", m.color)
+        text = {"text": list(m.text)} if m.text else {}
+        figure.add_scatter(legendgroup=m.meta.get("series"), **{**trace, **style}, **text, **where)
+    for i, p in enumerate(chart.panels):
+        where = {"row": 1, "col": i + 1} if grid else {}
+        figure.update_xaxes(
+            title_text=html.escape(p.x), type="log" if p.log_x else "linear", **where
+        )
+        figure.update_yaxes(
+            title_text=html.escape(p.y), type="log" if p.log_y else "linear", **where
+        )
+        if p.empty:
+            axis = "" if i == 0 else i + 1
+            at = {"x": 0.5, "y": 0.5, "xref": f"x{axis} domain", "yref": f"y{axis} domain"}
+            figure.add_annotation(text=html.escape(p.empty), showarrow=False, **at)
+    if chart.bars:
+        figure.update_yaxes(autorange="reversed", type="category")
+    subtitle = f"<br><sub>{html.escape(chart.subtitle)}</sub>" if chart.subtitle else ""
     return figure.update_layout(
-        title=heading, template="plotly_white", height=height, meta=meta, margin=margin, **layout
+        title={"text": html.escape(chart.title) + subtitle},
+        template="plotly_white",
+        height=chart.height,
+        hovermode="closest",
+        barmode="overlay",
+        meta={"kind": chart.kind, **chart.meta},
+        margin={"l": 20 if chart.bars else 60, "r": 20, "t": 80, "b": 50},
     )
 
 
-def png_figure(width: float, height: float) -> Any:
-    """A matplotlib Figure on the Agg canvas: no pyplot state, no GUI backend."""
+def _png_mark(ax: Any, m: Mark) -> None:
+    draw = {
+        "points": lambda: ax.scatter(m.x, m.y, color=m.color, label=m.label, zorder=3),
+        "baseline": lambda: ax.plot(m.x, m.y, "o-", color=m.color, label=m.label, zorder=2),
+        "step": lambda: ax.step(m.x, m.y, where="post", color=m.color, alpha=0.8, zorder=2),
+        "ring": lambda: ax.scatter(
+            m.x,
+            m.y,
+            s=90,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=1.2,
+            label=m.label,
+            zorder=4,
+        ),
+        "curve": lambda: ax.plot(
+            m.x, m.y, "o-", markersize=3, color=m.color, alpha=0.85, label=m.label
+        ),
+        "back-bar": lambda: ax.barh(
+            range(len(m.y)), m.x, height=0.8, color=m.color, edgecolor="#9a9a9a", label=m.label
+        ),
+        "bar": lambda: ax.barh(range(len(m.y)), m.x, height=0.55, color=m.color, label=m.label),
+    }
+    if m.kind == "star":
+        for x, y, text in zip(m.x, m.y, m.text, strict=True):
+            ax.annotate(text, (x, y), xytext=(8, -14), textcoords="offset points")
+    else:
+        draw[m.kind]()
+    if m.kind == "bar":
+        ax.set_yticks(range(len(m.y)), [str(v) for v in m.y], fontsize=8)
+        ax.invert_yaxis()  # layer order reads top to bottom
+
+
+def to_png(chart: Chart, path: PathLike | None) -> Any:
+    """Writes the chart as a PNG; returns its Path (the matplotlib Figure when ``path`` is None,
+    for ``mlflow.log_figure``). Drawn on the Agg canvas: no pyplot state, no GUI backend."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    figure = Figure(figsize=chart.size, dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
-    return figure
-
-
-def save_png(figure: Any, path: PathLike | None) -> Any:
-    """Writes the figure and returns its Path; None returns the Figure (for mlflow.log_figure)."""
-    if path is None:
-        return figure
-    figure.savefig(Path(path), format="png")
-    return Path(path)
+    axes = figure.subplots(1, len(chart.panels), squeeze=False)[0]
+    for m in chart.marks:
+        _png_mark(axes[m.panel], m)
+    for ax, p in zip(axes, chart.panels, strict=True):
+        if p.empty:
+            ax.text(0.5, 0.5, p.empty, ha="center", va="center", transform=ax.transAxes)
+        ax.set(xscale="log" if p.log_x else "linear", yscale="log" if p.log_y else "linear")
+        ax.set(xlabel=p.x, ylabel=p.y)
+        ax.set_title(p.title, fontsize=10)
+        ax.grid(True, alpha=0.3, **({"axis": "x"} if chart.bars else {}))
+    labelled = [m for m in chart.marks if m.label is not None]
+    if labelled and len(chart.panels) > 1:
+        figure.legend(loc="outside lower center", ncols=min(len(labelled), 6), fontsize=9)
+    elif labelled:
+        axes[0].legend(loc="lower right", fontsize=9)
+    figure.suptitle("\n".join(filter(None, [chart.title, chart.subtitle])), fontsize=11)
+    if path is not None:
+        figure.savefig(Path(path), format="png")
+    return figure if path is None else Path(path)
 
 
 @dataclass(frozen=True)
