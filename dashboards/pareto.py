@@ -18,9 +18,8 @@ from .render import (
     PathLike,
     hover_text,
     series_colors,
-    to_plotly,
     to_png,
-    write_figures,
+    write_chart,
 )
 
 EMPTY = "no trial with a finite cost and accuracy"
@@ -60,13 +59,8 @@ def pareto_png(result: ParetoResult, path: PathLike | None, **options: Any) -> A
     return to_png(pareto_chart(front_chart(result, **options)), path)
 
 
-def pareto_figure(result: ParetoResult, **options: Any) -> Any:
-    """The interactive chart as a plotly figure; ``options`` as for PNGs."""
-    return to_plotly(pareto_chart(front_chart(result, **options)))
-
-
 def pareto_html(result: ParetoResult, path: PathLike, **options: Any) -> Any:
     """Writes the chart as a self-contained page over a table of the front's rows
     (``link_column``: a URL per row, e.g. its MLflow run)."""
     front = front_chart(result, **options)
-    return write_figures(path, front.title, [to_plotly(pareto_chart(front))], table=front)
+    return write_chart(pareto_chart(front), path, table=front)

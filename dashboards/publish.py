@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sweep.charts import CURVE_METRICS, TrialHistory
+from sweep.charts import CURVE_METRICS, TrialHistory, front_chart
+from sweep.overview import cost_label
 from sweep.pareto import ParetoResult, pareto_front
 from sweep.store import SweepStore
 from sweep.tracking import SweepTracker
 from trainers.records import Epoch
 
-from .page import HOVER, cost_label, publish_dashboard
-from .pareto import pareto_figure, pareto_png
-from .trials import layer_widths_png, training_curves_png
+from .page import HOVER, publish_dashboard
+from .pareto import pareto_chart, pareto_png
+from .render import to_plotly, to_png
+from .trials import curves_chart, widths_chart
 
 
 class Dashboards:
@@ -33,11 +35,11 @@ class Dashboards:
         history: Sequence[Epoch],
     ) -> None:
         if structure is not None:
-            figure = layer_widths_png(structure, None, title=f"{trial_id}: learned vs seed width")
+            figure = to_png(widths_chart(structure, f"{trial_id}: learned vs seed width"), None)
             tracker.log_figure(trial_id, figure, "figures/layer_widths.png")
         curves = TrialHistory.of_epochs(trial_id, history, [key for key, _ in CURVE_METRICS])
         if curves.metrics:
-            figure = training_curves_png([curves], None, title=f"{trial_id}: training curves")
+            figure = to_png(curves_chart([curves], f"{trial_id}: training curves"), None)
             tracker.log_figure(trial_id, figure, "figures/training_curves.png")
 
     def publish_sweep(
@@ -59,5 +61,5 @@ def publish_pareto_figures(tracker: SweepTracker, config: Any, front: ParetoResu
         label = cost_label(str(target), config.trial.get("hardware"))
         options = {"title": f"{tracker.sweep}: {label} vs retrained accuracy", "cost_label": label}
         tracker.log_figure(None, pareto_png(result, None, **options), f"pareto/pareto_{target}.png")
-        figure = pareto_figure(result, link_column="run_url", hover_columns=HOVER, **options)
-        tracker.log_figure(None, figure, f"pareto/pareto_{target}.html")
+        chart = front_chart(result, link_column="run_url", hover_columns=HOVER, **options)
+        tracker.log_figure(None, to_plotly(pareto_chart(chart)), f"pareto/pareto_{target}.html")

@@ -45,7 +45,7 @@ def hover_text(lines: Sequence[str]) -> str:
 @dataclass(frozen=True)
 class Mark:
     """One thing a chart draws, alike in plotly and matplotlib: its ``kind`` (a key of
-    ``PLOTLY``), points, colour, legend ``label`` (None: none), plotly ``meta``, per point hover
+    ``marks.json``), points, colour, legend ``label`` (None: none), plotly ``meta``, per point hover
     text, ``custom`` data and ``text``, and the panel it is in."""
 
     kind: str
@@ -88,33 +88,10 @@ class Chart:
     bars: bool = False
 
 
-# plotly's look of each kind of mark (the mark's colour goes into "line" and "marker")
-PLOTLY: dict[str, dict[str, Any]] = {
-    "points": {"mode": "markers", "marker": {"size": 9, "line": {"color": "white", "width": 1}}},
-    "baseline": {
-        "mode": "lines+markers",
-        "marker": {"size": 9},
-        "line": {"width": 2, "dash": "dash"},
-    },
-    "step": {
-        "mode": "lines",
-        "line": {"shape": "hv", "width": 1.5},
-        "hoverinfo": "skip",
-        "opacity": 0.8,
-    },
-    "ring": {
-        "mode": "markers",
-        "marker": {"size": 16, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}},
-    },
-    "star": {
-        "mode": "markers+text",
-        "marker": {"symbol": "star", "size": 14},
-        "textposition": "bottom right",
-    },
-    "curve": {"mode": "lines+markers", "marker": {"size": 4}, "line": {"width": 1.8}},
-    "back-bar": {"orientation": "h"},
-    "bar": {"orientation": "h"},
-}
+@functools.cache
+def _marks() -> dict[str, Any]:
+    """How each kind of mark looks in plotly and in matplotlib (``marks.json``)."""
+    return dict(json.loads((Path(__file__).parent / "marks.json").read_text(encoding="utf-8")))
 
 
 def to_plotly(chart: Chart) -> Any:
@@ -130,7 +107,7 @@ def to_plotly(chart: Chart) -> Any:
         else go.Figure()
     )
     for m in chart.marks:
-        style = {k: dict(v) if isinstance(v, dict) else v for k, v in PLOTLY[m.kind].items()}
+        style = json.loads(json.dumps(_marks()[m.kind]["plotly"]))  # a copy to add colours to
         trace = {"x": list(m.x), "y": list(m.y), "meta": m.meta, "showlegend": m.label is not None}
         trace |= {
             "name": html.escape(m.label or m.meta.get("series") or ""),
@@ -173,33 +150,14 @@ def to_plotly(chart: Chart) -> Any:
 
 
 def _png_mark(ax: Any, m: Mark) -> None:
-    draw = {
-        "points": lambda: ax.scatter(m.x, m.y, color=m.color, label=m.label, zorder=3),
-        "baseline": lambda: ax.plot(m.x, m.y, "o-", color=m.color, label=m.label, zorder=2),
-        "step": lambda: ax.step(m.x, m.y, where="post", color=m.color, alpha=0.8, zorder=2),
-        "ring": lambda: ax.scatter(
-            m.x,
-            m.y,
-            s=90,
-            facecolors="none",
-            edgecolors="black",
-            linewidths=1.2,
-            label=m.label,
-            zorder=4,
-        ),
-        "curve": lambda: ax.plot(
-            m.x, m.y, "o-", markersize=3, color=m.color, alpha=0.85, label=m.label
-        ),
-        "back-bar": lambda: ax.barh(
-            range(len(m.y)), m.x, height=0.8, color=m.color, edgecolor="#9a9a9a", label=m.label
-        ),
-        "bar": lambda: ax.barh(range(len(m.y)), m.x, height=0.55, color=m.color, label=m.label),
-    }
-    if m.kind == "star":
-        for x, y, text in zip(m.x, m.y, m.text, strict=True):
-            ax.annotate(text, (x, y), xytext=(8, -14), textcoords="offset points")
+    method, options = _marks()[m.kind]["matplotlib"]
+    colour = {} if "facecolors" in options else {"color": m.color}  # a ring keeps its own
+    if method == "barh":
+        ax.barh(range(len(m.y)), m.x, label=m.label, **colour, **options)
     else:
-        draw[m.kind]()
+        getattr(ax, method)(m.x, m.y, label=m.label, **colour, **options)
+    for x, y, text in zip(m.x, m.y, m.text, strict=False):
+        ax.annotate(text, (x, y), xytext=(8, -14), textcoords="offset points")
     if m.kind == "bar":
         ax.set_yticks(range(len(m.y)), [str(v) for v in m.y], fontsize=8)
         ax.invert_yaxis()  # layer order reads top to bottom
@@ -253,8 +211,14 @@ def plot(figure: Any, div_id: str, **meta: Any) -> Plot:
 
 @functools.cache
 def _templates() -> jinja2.Environment:
-    options = {"trim_blocks": True, "lstrip_blocks": True, "undefined": jinja2.StrictUndefined}
-    return jinja2.Environment(loader=jinja2.PackageLoader("dashboards"), autoescape=True, **options)
+    loader = jinja2.PackageLoader("dashboards")
+    return jinja2.Environment(
+        loader=loader,
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
 
 
 @functools.cache
@@ -291,3 +255,12 @@ def write_figures(
     return write_page(
         path, "figures.html", title=title, plots=plots, link=safe_link(link), table=table
     )
+
+
+def write_chart(
+    chart: Chart, path: PathLike, *, link: str | None = None, table: Any = None
+) -> Path:
+    """Writes the chart as a PNG (``path`` ends in .png) or a self-contained page."""
+    if str(path).endswith(".png"):
+        return Path(to_png(chart, path))
+    return write_figures(path, chart.title, [to_plotly(chart)], link=link, table=table)

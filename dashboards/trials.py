@@ -1,4 +1,4 @@
-"""A trial's figures, each as plotly figure, page and matplotlib PNG: its training curves (a panel
+"""A trial's charts (``render.Chart``, drawn as plotly figures, pages and PNGs): its training curves (a panel
 per metric, a line per trial; marks tagged ``meta`` {role: "curve", trial, metric, series} with
 the trial's link in ``customdata``) and its learned against seed layer widths (bars tagged {role:
 "bar-original"} for the seed width, {role: "bar-alive"} for the learned one, and the trial)."""
@@ -15,12 +15,8 @@ from .render import (
     Chart,
     Mark,
     Panel,
-    PathLike,
     hover_text,
     series_colors,
-    to_plotly,
-    to_png,
-    write_figures,
 )
 
 Histories = Sequence[TrialHistory] | Mapping[str, Mapping[str, Curve]]
@@ -46,27 +42,6 @@ def curves_chart(trials: Histories, title: str, metrics: Metrics = CURVE_METRICS
         empty = "" if panel.lines else "no data"
         axes.append(Panel(panel.title, "epoch", panel.key, log_y=panel.log, empty=empty))
     return Chart("curves", title, marks, axes, height=380, size=(4.2 * max(len(panels), 1), 3.6))
-
-
-def training_curves_figure(
-    trials: Histories, *, title: str = "Training curves", metrics: Metrics = CURVE_METRICS
-) -> Any:
-    """The curves as a plotly figure."""
-    return to_plotly(curves_chart(trials, title, metrics))
-
-
-def training_curves_html(
-    trials: Histories, path: PathLike, *, title: str = "Training curves"
-) -> Any:
-    """Writes the curves as a self-contained page."""
-    return write_figures(path, title, [training_curves_figure(trials, title=title)])
-
-
-def training_curves_png(
-    trials: Histories, path: PathLike | None, *, title: str = "Training curves"
-) -> Any:
-    """Writes the curves as a PNG (None: returns the Figure)."""
-    return to_png(curves_chart(trials, title), path)
 
 
 def widths_chart(structure: Mapping[str, Any], title: str, trial_id: str = "") -> Chart:
@@ -105,31 +80,3 @@ def widths_chart(structure: Mapping[str, Any], title: str, trial_id: str = "") -
         size,
         bars=True,
     )
-
-
-def layer_widths_figure(
-    structure: Mapping[str, Any], *, title: str = "Learned vs seed width", trial_id: str = ""
-) -> Any:
-    """The widths as a plotly figure: horizontal bars, the first layer on top."""
-    return to_plotly(widths_chart(structure, title, trial_id))
-
-
-def layer_widths_html(
-    structure: Mapping[str, Any],
-    path: PathLike,
-    *,
-    title: str = "Learned vs seed width",
-    trial_id: str = "",
-    link: str | None = None,
-) -> Any:
-    """Writes the widths as a self-contained page (with a link to the run)."""
-    return write_figures(
-        path, title, [layer_widths_figure(structure, title=title, trial_id=trial_id)], link=link
-    )
-
-
-def layer_widths_png(
-    structure: Mapping[str, Any], path: PathLike | None, *, title: str = "Learned vs seed width"
-) -> Any:
-    """Writes the widths as a PNG (None: returns the Figure)."""
-    return to_png(widths_chart(structure, title), path)

@@ -23,12 +23,8 @@ from mlflow.tracking import MlflowClient
 from dashboards.cli import main as dashboard_main
 from dashboards.page import build_dashboard, publish_dashboard, trial_page_name
 from dashboards.publish import publish_pareto_figures
-from dashboards.trials import (
-    layer_widths_html,
-    layer_widths_png,
-    training_curves_html,
-    training_curves_png,
-)
+from dashboards.render import write_chart
+from dashboards.trials import curves_chart, widths_chart
 from sweep.pareto import pareto_front, pick
 from sweep.results import publish_pareto
 from sweep.store import SweepStore, results_table
@@ -307,7 +303,7 @@ def test_training_curves_draw_one_line_per_trial_and_metric(tmp_path):
         "b<script>": {"learn/cost": [(2, 8.0), (1, 9.0), (3, float("nan"))]},
         "c": {},
     }
-    page = training_curves_html(histories, tmp_path / "curves.html", title="t & <b>")
+    page = write_chart(curves_chart(histories, "t & <b>"), tmp_path / "curves.html")
     (figure,) = figures(page, "curves")
     by_metric = {}
     for c in traces(figure, "curve"):
@@ -322,7 +318,7 @@ def test_training_curves_draw_one_line_per_trial_and_metric(tmp_path):
     # text plotly renders as HTML is escaped
     assert figure["layout"]["title"]["text"] == "t &amp; &lt;b&gt;"
     assert all("<script>" not in t["hovertext"] for t in traces(figure, "curve"))
-    png = training_curves_png(histories, tmp_path / "curves.png")
+    png = write_chart(curves_chart(histories, "t"), tmp_path / "curves.png")
     assert png.read_bytes()[:8] == PNG_MAGIC
 
 
@@ -332,7 +328,7 @@ def test_layer_widths_draw_two_bars_per_layer_in_order(tmp_path):
         "<img onerror=x>": structure["layers"].pop("conv1"),
         **structure["layers"],
     }
-    page = layer_widths_html(structure, tmp_path / "w.html", trial_id="t1", link="javascript:x")
+    page = write_chart(widths_chart(structure, "w", "t1"), tmp_path / "w.html", link="javascript:x")
     (figure,) = figures(page, "widths")
     (alive,) = traces(figure, "bar-alive")
     (original,) = traces(figure, "bar-original")
@@ -345,9 +341,11 @@ def test_layer_widths_draw_two_bars_per_layer_in_order(tmp_path):
     assert alive["y"][0] == "&lt;img onerror=x&gt;" and alive["meta"]["trial"] == "t1"
     assert "javascript:" not in page.read_text().split("<body>", 1)[1].split("<script", 1)[0]
     assert "FLOPs: seed 1e6" in figure["layout"]["title"]["text"]
-    assert layer_widths_png(structure, tmp_path / "w.png").read_bytes()[:8] == PNG_MAGIC
+    assert (
+        write_chart(widths_chart(structure, "w"), tmp_path / "w.png").read_bytes()[:8] == PNG_MAGIC
+    )
     with pytest.raises(ValueError, match="layers"):
-        layer_widths_html({"flat": {}}, tmp_path / "bad.html")
+        widths_chart({"flat": {}}, "bad")
 
 
 def test_pages_embed_plotly_once_and_load_nothing_from_elsewhere(dashboard):
