@@ -1,38 +1,35 @@
-"""The dashboards' publisher: what a sweep draws into MLflow (registered in ``pyproject.toml``
-under the entry point group ``morphsweep.publishers``; ``sweep.plugins`` loads it).
-
-A finished trial gets its layer widths and training curves as PNG figures on its run; the
-finished sweep gets, on its parent run, the Pareto front per target (PNG and interactive HTML,
-under ``pareto/``) and the static dashboard (under ``dashboard/``).
-"""
+"""The dashboards' publisher (entry point group ``morphsweep.publishers``, see ``pyproject.toml``):
+a finished trial's layer widths and training curves as PNGs on its run; on the parent run, the
+Pareto front per target (PNG and page, ``pareto/``) and the dashboard (``dashboard/``)."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from sweep.charts import CURVE_METRICS, TrialHistory, front_chart
-from sweep.overview import cost_label
-from sweep.pareto import ParetoResult, pareto_front
+from sweep.charts import CURVE_METRICS, TrialHistory
+from sweep.overview import targets
+from sweep.pareto import ParetoResult
 from sweep.store import SweepStore
 from sweep.tracking import SweepTracker
 from trainers.records import Epoch
 
-from .page import HOVER, publish_dashboard
-from .pareto import pareto_chart, pareto_png
+from .page import build_dashboard
+from .pareto import pareto_chart
 from .render import to_plotly, to_png
 from .trials import curves_chart, widths_chart
+
+ARTIFACT_DIR = "dashboard"  # where publish_dashboard puts the files on the parent run
+Json = dict[str, Any]  # a structure JSON, as a trial wrote it
 
 
 class Dashboards:
     """Draws a sweep's figures and dashboard into MLflow (see the module docstring)."""
 
     def publish_trial(
-        self,
-        tracker: SweepTracker,
-        trial_id: str,
-        structure: dict[str, Any] | None,
-        history: Sequence[Epoch],
+        self, tracker: SweepTracker, trial_id: str, structure: Json | None, history: Sequence[Epoch]
     ) -> None:
         if structure is not None:
             figure = to_png(widths_chart(structure, f"{trial_id}: learned vs seed width"), None)
@@ -52,14 +49,40 @@ class Dashboards:
 
 
 def publish_pareto_figures(tracker: SweepTracker, config: Any, front: ParetoResult) -> None:
-    """Per target, the front as a PNG and as an interactive page (the MLflow UI shows both
-    in the parent run's artifact view)."""
-    for target, rows in front.table.groupby("target"):
-        if rows[["cost", "accuracy"]].dropna().empty:
-            continue
-        result = pareto_front(rows, cost="cost", accuracy="accuracy")
-        label = cost_label(str(target), config.trial.get("hardware"))
-        options = {"title": f"{tracker.sweep}: {label} vs retrained accuracy", "cost_label": label}
-        tracker.log_figure(None, pareto_png(result, None, **options), f"pareto/pareto_{target}.png")
-        chart = front_chart(result, link_column="run_url", hover_columns=HOVER, **options)
-        tracker.log_figure(None, to_plotly(pareto_chart(chart)), f"pareto/pareto_{target}.html")
+    """Per target, the front as a PNG and a page (the parent run's artifact view shows both)."""
+    for part in targets(front.table, tracker.sweep, config.trial.get("hardware")):
+        if (chart := part.chart()) is not None:
+            name = f"pareto/pareto_{part.target}"
+            tracker.log_figure(None, to_png(pareto_chart(chart), None), f"{name}.png")
+            tracker.log_figure(None, to_plotly(pareto_chart(chart)), f"{name}.html")
+
+
+def publish_dashboard(
+    tracker_or_uri: Any, sweep: str | None = None, *, trial_id: str | None = None
+) -> list[str]:
+    """Builds the dashboard and logs its files to the sweep's parent run under ``dashboard/``;
+    returns their artifact paths, sorted. ``tracker_or_uri``: a ``sweep.tracking.SweepTracker``
+    (the files go through its queue: an outage delays them, never loses them), or a tracking URI
+    with ``sweep`` (the parent run's status is left as it is).
+
+    Raises:
+        ValueError: A URI without a sweep name, or a sweep name that is not the tracker's.
+        sweep.store.SweepNotFound: No such sweep or no parent run.
+    """
+    uri = isinstance(tracker_or_uri, str)
+    if uri and not sweep:
+        raise ValueError("publish_dashboard(uri, sweep): the sweep name is required")
+    if not uri and sweep not in (None, tracker_or_uri.sweep):
+        raise ValueError(f"sweep {sweep!r} is not the tracker's sweep {tracker_or_uri.sweep!r}")
+    tracker = None if uri else tracker_or_uri
+    store = SweepStore(tracker_or_uri, str(sweep)) if uri else tracker_or_uri.store
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / ARTIFACT_DIR
+        build_dashboard(store, store.sweep, out, trial_id=trial_id)
+        files = sorted(p.name for p in out.iterdir())
+        if tracker is None:
+            store.client.log_artifacts(store.parent_id(), str(out), ARTIFACT_DIR)
+        else:
+            for name in files:
+                tracker.log_artifact(None, out / name, ARTIFACT_DIR)
+    return [f"{ARTIFACT_DIR}/{name}" for name in files]

@@ -1,11 +1,6 @@
-"""What every figure and page shares: colours, plotly's layout, matplotlib's canvas, and pages
-written from the jinja2 templates in ``templates/`` (data in, HTML out).
-
-A plotly figure on a page is an empty ``<div class="plotly-graph-div">`` and its JSON in a
-``<script type="application/json" class="plotly-figure">``; the page's one script draws each with
-plotly.js (inline, or the shared ``plotly.min.js`` beside the page) and opens a point's link
-(``customdata[1]``) when it is clicked.
-"""
+"""Drawing a chart spec (``Chart`` of ``Mark``s on ``Panel``s) with plotly or matplotlib alike, and
+pages from the jinja2 templates in ``templates/``: data in, HTML out (a figure goes in as its
+JSON, which the page's one script draws with plotly.js; see ``templates/base.html``)."""
 
 from __future__ import annotations
 
@@ -13,7 +8,7 @@ import functools
 import html
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,28 +20,24 @@ from sweep.charts import BASELINE, safe_link
 
 # matplotlib's tab10, so that PNGs and plotly pages colour the series alike; the baseline is grey
 PALETTE = tuple("#1f77b4 #ff7f0e #2ca02c #d62728 #9467bd #8c564b #e377c2 #bcbd22 #17becf".split())
-BASELINE_COLOR = "#555555"
 PLOTLY_JS = "plotly.min.js"  # the copy that pages written with shared_js=True load
 PathLike = str | os.PathLike[str]
+SCALE = ("linear", "log")  # an axis' scale, by whether it is logarithmic
+# how each kind of mark looks in plotly and in matplotlib
+LOOKS = json.loads((Path(__file__).parent / "marks.json").read_text(encoding="utf-8"))
 
 
 def series_colors(labels: Iterable[str], baseline: str | None = BASELINE) -> dict[str, str]:
     """Colour per series label, in drawing order: sorted, the baseline last and grey."""
-    names = sorted(set(labels))
-    order = [n for n in names if n != baseline] + [n for n in names if n == baseline]
-    return {n: BASELINE_COLOR if n == baseline else PALETTE[i % 9] for i, n in enumerate(order)}
-
-
-def hover_text(lines: Sequence[str]) -> str:
-    """Hover lines joined for plotly, escaped: plotly renders a subset of HTML in them."""
-    return "<br>".join(html.escape(line) for line in lines)
+    names = sorted(set(labels), key=lambda name: (name == baseline, name))
+    return {n: "#555555" if n == baseline else PALETTE[i % 9] for i, n in enumerate(names)}
 
 
 @dataclass(frozen=True)
 class Mark:
-    """One thing a chart draws, alike in plotly and matplotlib: its ``kind`` (a key of
-    ``marks.json``), points, colour, legend ``label`` (None: none), plotly ``meta``, per point hover
-    text, ``custom`` data and ``text``, and the panel it is in."""
+    """One thing a chart draws: its ``kind`` (how it looks: a key of ``marks.json``), points,
+    colour, legend ``label`` (None: none), plotly ``meta``, per point hover lines, ``custom`` data
+    and ``text``, and the panel it is in."""
 
     kind: str
     x: Sequence[Any]
@@ -54,7 +45,7 @@ class Mark:
     color: str = "black"
     label: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
-    hover: Sequence[str] = ()
+    hover: Sequence[Sequence[str]] = ()
     custom: Sequence[Any] = ()
     text: Sequence[str] = ()
     panel: int = 0
@@ -74,8 +65,8 @@ class Panel:
 
 @dataclass(frozen=True)
 class Chart:
-    """A figure: its ``kind`` (``layout.meta.kind``), marks, panels side by side; ``bars``:
-    horizontal bars, the first category on top."""
+    """A figure: its ``kind`` (``layout.meta.kind``), marks, panels side by side, plotly height
+    and PNG size; ``bars``: horizontal bars, the first category on top."""
 
     kind: str
     title: str
@@ -88,99 +79,73 @@ class Chart:
     bars: bool = False
 
 
-@functools.cache
-def _marks() -> dict[str, Any]:
-    """How each kind of mark looks in plotly and in matplotlib (``marks.json``)."""
-    return dict(json.loads((Path(__file__).parent / "marks.json").read_text(encoding="utf-8")))
-
-
 def to_plotly(chart: Chart) -> Any:
-    """The chart as a plotly figure."""
+    """The chart as a plotly figure (text plotly renders as HTML escaped)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    grid = len(chart.panels) > 1 or bool(chart.panels[0].title)
+    grid = len(chart.panels) > 1 or bool(chart.panels[0].title)  # a plain figure, else subplots
     titles = [html.escape(p.title) for p in chart.panels]
-    figure = (
-        make_subplots(rows=1, cols=len(chart.panels), subplot_titles=titles)
-        if grid
-        else go.Figure()
-    )
+    figure = make_subplots(1, len(chart.panels), subplot_titles=titles) if grid else go.Figure()
     for m in chart.marks:
-        style = json.loads(json.dumps(_marks()[m.kind]["plotly"]))  # a copy to add colours to
-        trace = {"x": list(m.x), "y": list(m.y), "meta": m.meta, "showlegend": m.label is not None}
-        trace |= {
-            "name": html.escape(m.label or m.meta.get("series") or ""),
-            "customdata": list(m.custom),
-        }
-        trace |= {"hovertext": list(m.hover), "hoverinfo": "text"} if m.hover else {}
-        where = {"row": 1, "col": m.panel + 1} if grid else {}
+        look = json.loads(json.dumps(LOOKS[m.kind]["plotly"]))  # a copy to colour
+        name = html.escape(m.label or m.meta.get("series") or "")
+        trace = {"x": list(m.x), "y": list(m.y), "name": name, "showlegend": m.label is not None}
+        trace |= {"meta": m.meta, "customdata": list(m.custom)}
+        # plotly renders a subset of HTML in hover text: every line escaped
+        hover = ["<br>".join(html.escape(line) for line in lines) for lines in m.hover]
+        trace |= {"hovertext": hover, "hoverinfo": "text"} if m.hover else {}
+        trace |= {"row": 1, "col": m.panel + 1} if grid else {}
         if m.kind.endswith("bar"):
             trace["y"] = [html.escape(str(v)) for v in m.y]
-            figure.add_bar(marker_color=m.color, **style, **trace, **where)
+            figure.add_bar(marker_color=m.color, **look, **trace)
             continue
-        style.setdefault("line", {}).setdefault("color", m.color)
-        style.setdefault("marker", {}).setdefault("color", m.color)
-        text = {"text": list(m.text)} if m.text else {}
-        figure.add_scatter(legendgroup=m.meta.get("series"), **{**trace, **style}, **text, **where)
-    for i, p in enumerate(chart.panels):
-        where = {"row": 1, "col": i + 1} if grid else {}
-        figure.update_xaxes(
-            title_text=html.escape(p.x), type="log" if p.log_x else "linear", **where
-        )
-        figure.update_yaxes(
-            title_text=html.escape(p.y), type="log" if p.log_y else "linear", **where
-        )
+        for part in ("line", "marker"):
+            look.setdefault(part, {}).setdefault("color", m.color)
+        trace |= {"legendgroup": m.meta.get("series"), **look}
+        figure.add_scatter(**trace, **({"text": list(m.text)} if m.text else {}))
+    for i, p in enumerate(chart.panels, start=1):
+        where = {"row": 1, "col": i} if grid else {}
+        figure.update_xaxes(type=SCALE[p.log_x], title_text=html.escape(p.x), **where)
+        figure.update_yaxes(type=SCALE[p.log_y], title_text=html.escape(p.y), **where)
         if p.empty:
-            axis = "" if i == 0 else i + 1
-            at = {"x": 0.5, "y": 0.5, "xref": f"x{axis} domain", "yref": f"y{axis} domain"}
-            figure.add_annotation(text=html.escape(p.empty), showarrow=False, **at)
+            at = {"xref": f"x{i if i > 1 else ''} domain", "yref": f"y{i if i > 1 else ''} domain"}
+            figure.add_annotation(text=html.escape(p.empty), showarrow=False, x=0.5, y=0.5, **at)
     if chart.bars:
         figure.update_yaxes(autorange="reversed", type="category")
-    subtitle = f"<br><sub>{html.escape(chart.subtitle)}</sub>" if chart.subtitle else ""
-    return figure.update_layout(
-        title={"text": html.escape(chart.title) + subtitle},
-        template="plotly_white",
-        height=chart.height,
-        hovermode="closest",
-        barmode="overlay",
-        meta={"kind": chart.kind, **chart.meta},
-        margin={"l": 20 if chart.bars else 60, "r": 20, "t": 80, "b": 50},
-    )
-
-
-def _png_mark(ax: Any, m: Mark) -> None:
-    method, options = _marks()[m.kind]["matplotlib"]
-    colour = {} if "facecolors" in options else {"color": m.color}  # a ring keeps its own
-    if method == "barh":
-        ax.barh(range(len(m.y)), m.x, label=m.label, **colour, **options)
-    else:
-        getattr(ax, method)(m.x, m.y, label=m.label, **colour, **options)
-    for x, y, text in zip(m.x, m.y, m.text, strict=False):
-        ax.annotate(text, (x, y), xytext=(8, -14), textcoords="offset points")
-    if m.kind == "bar":
-        ax.set_yticks(range(len(m.y)), [str(v) for v in m.y], fontsize=8)
-        ax.invert_yaxis()  # layer order reads top to bottom
+    sub = f"<br><sub>{html.escape(chart.subtitle)}</sub>" if chart.subtitle else ""
+    layout = {"template": "plotly_white", "height": chart.height, "hovermode": "closest"}
+    margin = {"l": 20 if chart.bars else 60, "r": 20, "t": 80, "b": 50}
+    meta = {"kind": chart.kind, **chart.meta}
+    title = {"text": html.escape(chart.title) + sub}
+    return figure.update_layout(title=title, barmode="overlay", meta=meta, margin=margin, **layout)
 
 
 def to_png(chart: Chart, path: PathLike | None) -> Any:
-    """Writes the chart as a PNG; returns its Path (the matplotlib Figure when ``path`` is None,
-    for ``mlflow.log_figure``). Drawn on the Agg canvas: no pyplot state, no GUI backend."""
+    """Writes the chart as a PNG and returns its Path; None returns the matplotlib Figure (for
+    ``mlflow.log_figure``). Drawn on the Agg canvas: no pyplot state, no GUI backend."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=chart.size, dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(chart.panels), squeeze=False)[0]
-    for m in chart.marks:
-        _png_mark(axes[m.panel], m)
-    for ax, p in zip(axes, chart.panels, strict=True):
+    for ax, p in zip(axes, chart.panels, strict=True):  # first: a scale resets the ticks
         if p.empty:
             ax.text(0.5, 0.5, p.empty, ha="center", va="center", transform=ax.transAxes)
-        ax.set(xscale="log" if p.log_x else "linear", yscale="log" if p.log_y else "linear")
-        ax.set(xlabel=p.x, ylabel=p.y)
+        ax.set(xscale=SCALE[p.log_x], yscale=SCALE[p.log_y], xlabel=p.x, ylabel=p.y)
         ax.set_title(p.title, fontsize=10)
         ax.grid(True, alpha=0.3, **({"axis": "x"} if chart.bars else {}))
+    for m in chart.marks:
+        ax, (method, look) = axes[m.panel], LOOKS[m.kind]["matplotlib"]
+        color = {} if "facecolors" in look else {"color": m.color}  # a ring keeps its own
+        at = (range(len(m.y)), m.x) if method == "barh" else (m.x, m.y)  # bars: a row per category
+        getattr(ax, method)(*at, label=m.label, **color, **look)
+        for x, y, text in zip(m.x, m.y, m.text, strict=False):
+            ax.annotate(text, (x, y), xytext=(8, -14), textcoords="offset points", fontsize=9)
+        if m.kind == "bar":
+            ax.set_yticks(range(len(m.y)), [str(v) for v in m.y], fontsize=8)
+            ax.invert_yaxis()  # layer order reads top to bottom
     labelled = [m for m in chart.marks if m.label is not None]
     if labelled and len(chart.panels) > 1:
         figure.legend(loc="outside lower center", ncols=min(len(labelled), 6), fontsize=9)
@@ -192,33 +157,13 @@ def to_png(chart: Chart, path: PathLike | None) -> Any:
     return figure if path is None else Path(path)
 
 
-@dataclass(frozen=True)
-class Plot:
-    """A plotly figure as a page embeds it: its div's id and its JSON."""
-
-    id: str
-    figure: dict[str, Any]
-
-
-def plot(figure: Any, div_id: str, **meta: Any) -> Plot:
-    """The figure as JSON data, with ``meta`` added to its ``layout.meta``."""
+def plot(chart: Chart, div_id: str, **meta: Any) -> dict[str, Any]:
+    """The chart as a page embeds it (``templates/macros.html``): its div's id, its plotly JSON."""
     import plotly.io as pio
 
-    data = json.loads(pio.to_json(figure, validate=False))
-    data["layout"]["meta"] = {**data["layout"].get("meta", {}), **meta}
-    return Plot(div_id, data)
-
-
-@functools.cache
-def _templates() -> jinja2.Environment:
-    loader = jinja2.PackageLoader("dashboards")
-    return jinja2.Environment(
-        loader=loader,
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
+    figure = json.loads(pio.to_json(to_plotly(chart), validate=False))
+    figure["layout"]["meta"] |= meta
+    return {"id": div_id, "figure": figure}
 
 
 @functools.cache
@@ -228,7 +173,16 @@ def _plotly_js() -> str:
     return str(get_plotlyjs())
 
 
-def write_page(path: PathLike, template: str, *, shared_js: bool = False, **data: Any) -> Path:
+@functools.cache
+def _templates() -> jinja2.Environment:
+    options: dict[str, Any] = {"trim_blocks": True, "lstrip_blocks": True}
+    options["undefined"] = jinja2.StrictUndefined  # a name the data lacks is an error
+    return jinja2.Environment(loader=jinja2.PackageLoader("dashboards"), autoescape=True, **options)
+
+
+def write_page(
+    path: PathLike, template: str, data: Mapping[str, Any], shared_js: bool = False
+) -> Path:
     """Renders ``templates/<template>`` with ``data`` into ``path``. plotly.js is inline, so the
     page works offline; with ``shared_js`` it loads ``plotly.min.js`` from the page's directory
     (written there once), so that many pages share one copy."""
@@ -241,26 +195,10 @@ def write_page(path: PathLike, template: str, *, shared_js: bool = False, **data
     return out
 
 
-def write_figures(
-    path: PathLike,
-    title: str,
-    figures: Sequence[Any],
-    *,
-    link: str | None = None,
-    table: Any = None,
-) -> Path:
-    """Writes a self-contained page of plotly figures (ids ``figure-0`` ...), then a link to the
-    run (when safe) and a table (a ``sweep.charts.FrontChart``'s rows)."""
-    plots = [plot(figure, f"figure-{i}") for i, figure in enumerate(figures)]
-    return write_page(
-        path, "figures.html", title=title, plots=plots, link=safe_link(link), table=table
-    )
-
-
-def write_chart(
-    chart: Chart, path: PathLike, *, link: str | None = None, table: Any = None
-) -> Path:
-    """Writes the chart as a PNG (``path`` ends in .png) or a self-contained page."""
+def write_chart(chart: Chart, path: PathLike, link: str | None = None, table: Any = None) -> Path:
+    """Writes the chart as a PNG (``path`` ends in .png) or as a self-contained page (then a link
+    to the run, when safe, and a table: a ``sweep.charts.FrontChart``'s rows)."""
     if str(path).endswith(".png"):
         return Path(to_png(chart, path))
-    return write_figures(path, chart.title, [to_plotly(chart)], link=link, table=table)
+    page = {"plots": [plot(chart, "figure-0")], "link": safe_link(link), "table": table}
+    return write_page(path, "figures.html", {"title": chart.title, **page})

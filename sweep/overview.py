@@ -10,13 +10,14 @@ from typing import Any
 
 import pandas as pd
 
-from .charts import CURVE_METRICS, TrialHistory, fmt, safe_link
+from .charts import CURVE_METRICS, FrontChart, TrialHistory, fmt, front_chart, safe_link
 from .pareto import ParetoResult, pareto_front
 from .store import SweepStore
 
 FACTS = ("algorithm", "target", "strength", "width", "cost", "accuracy")
 COLUMNS = ("trial_id", "algorithm", "target", "strength", "width", "status", "cost", "accuracy")
 COST_LABELS = {"flops": "FLOPs", "model_size": "model size (weights)"}
+HOVER = ("trial_id", "strength", "width", "cost", "accuracy")  # of a trial's point, when set
 
 
 def cost_label(target: str, hardware: str | None) -> str:
@@ -50,14 +51,23 @@ class FinishedTrial:
 
 @dataclass(frozen=True)
 class Target:
-    """A target's part of the sweep: its finished trials, front, and the trial shown."""
+    """A target's part of the sweep: its finished trials, front (None: no trial has a cost and
+    accuracy yet), the trial whose widths are shown, and the chart's title and cost label."""
 
     target: str
     label: str
+    title: str
     trials: tuple[FinishedTrial, ...]
     front: ParetoResult | None
     shown: FinishedTrial | None
     knee: bool  # the trial shown is the knee of the front
+
+    def chart(self) -> FrontChart | None:
+        """The front's chart: a point's hover names its trial, its link is its MLflow run."""
+        if self.front is None:
+            return None
+        options = {"title": self.title, "cost_label": self.label, "link_column": "run_url"}
+        return front_chart(self.front, hover_columns=HOVER, **options)
 
 
 @dataclass(frozen=True)
@@ -115,7 +125,21 @@ def overview(store: SweepStore, chosen: str | None = None) -> Overview:
         (t.params.get("hardware") for t in trial_params if t.params.get("target") == "latency"),
         None,
     )
-    targets = []
+    uri = re.sub(r"//([^/@:]+):[^/@]*@", r"//\1:***@", store.uri)  # no password on a page
+    parts = targets(table, store.sweep, hardware, trials, chosen)
+    return Overview(store.sweep, uri, table, trials, parts)
+
+
+def targets(
+    table: pd.DataFrame,
+    sweep: str,
+    hardware: str | None,
+    trials: tuple[FinishedTrial, ...] = (),
+    chosen: str | None = None,
+) -> tuple[Target, ...]:
+    """Per target of ``table`` (sorted), its front within its own rows and, of its ``trials``,
+    the one whose widths are shown: ``chosen``, else the knee, else none."""
+    parts = []
     for target in sorted({str(t) for t in table["target"].dropna()}):
         rows, front, knees = table[table["target"] == target], None, []
         if not rows[["cost", "accuracy"]].dropna().empty:
@@ -125,6 +149,7 @@ def overview(store: SweepStore, chosen: str | None = None) -> Overview:
         by_id = {t.trial_id: t for t in mine if t.structure is not None}
         shown = next((by_id[t] for t in [chosen, *knees] if t in by_id), None)
         knee = shown is not None and shown.trial_id in knees
-        targets.append(Target(target, cost_label(target, hardware), mine, front, shown, knee))
-    uri = re.sub(r"//([^/@:]+):[^/@]*@", r"//\1:***@", store.uri)  # no password on a page
-    return Overview(store.sweep, uri, table, trials, tuple(targets))
+        label = cost_label(target, hardware)
+        title = f"{sweep}: {label} vs retrained accuracy"
+        parts.append(Target(target, label, title, mine, front, shown, knee))
+    return tuple(parts)

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from dashboards.page import build_dashboard, publish_dashboard, trial_page_name
+from dashboards.page import build_dashboard, trial_page_name
+from dashboards.publish import publish_dashboard
 from sweep.store import ui_urls
 from tests.dashboards.browser import Browser, find_chromedriver, find_chromium
 from tests.dashboards.screenshots import CLOSE_ASSISTANT, morphsweep_ui

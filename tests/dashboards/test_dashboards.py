@@ -21,8 +21,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from dashboards.cli import main as dashboard_main
-from dashboards.page import build_dashboard, publish_dashboard, trial_page_name
-from dashboards.publish import publish_pareto_figures
+from dashboards.page import build_dashboard, trial_page_name
+from dashboards.publish import publish_dashboard, publish_pareto_figures
 from dashboards.render import write_chart
 from dashboards.trials import curves_chart, widths_chart
 from sweep.pareto import pareto_front, pick
