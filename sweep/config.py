@@ -32,7 +32,7 @@ from trainers.config import (
 )
 from trainers.data import check_dataset_spec
 from trainers.errors import TrialConfigError
-from trainers.models import ZOO
+from trainers.models import ZOO, is_model_file
 
 # Centres of the strength grid, as multipliers of 1 / seed cost, that suit each algorithm's
 # per-channel scale (gammas ~1, kernel RMS ~0.1, gate probabilities ~0.9).
@@ -321,8 +321,20 @@ def _spec_problems(trial: TrialConfig) -> list[str]:
         problems.append(str(exc))
     if trial.model.startswith("zoo:") and trial.model[4:] not in ZOO:
         problems.append(
-            f"model must be zoo:{{{','.join(ZOO)}}}, keras.applications.<Name> or module:function, "
-            f"but got {trial.model!r}"
+            f"model must be zoo:{{{','.join(ZOO)}}}, <path>.keras, keras.applications.<Name> or "
+            f"module:function, but got {trial.model!r}"
+        )
+    seed_file = is_model_file(trial.model)
+    if seed_file and not Path(trial.model).expanduser().is_file():
+        problems.append(
+            f"model file {trial.model!r} does not exist; give the path of a network saved with "
+            f"model.save('<name>.keras')"
+        )
+    if trial.dataset.startswith("images:") and trial.image_size is None and not seed_file:
+        problems.append(
+            f"dataset {trial.dataset!r}: set trial.image_size (the size its images are read at) "
+            f"or seed the sweep with a .keras file, whose input gives the size: the driver costs "
+            f"the seed without opening an image"
         )
     return problems
 

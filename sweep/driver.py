@@ -79,14 +79,14 @@ def run_sweep(
     """
     address = address or config.address
     preflight(config, address)
+    _setup_driver(str(config.trial.get("backend", "tensorflow")))
+    costs = seed_costs(config)  # before any run is made: a seed that cannot be costed leaves none
     tracker = SweepTracker(
         config.resolved_tracking_uri,
         config.name,
         config.artifact_root,
         queue_dir=tracking_queue_path(config),
     )
-    _setup_driver(str(config.trial.get("backend", "tensorflow")))
-    costs = seed_costs(config)
     tracker.log_sweep(config, costs)
     plan = _plan(config, costs, tracker)
     drawers = installed_publishers() if publishers is None else list(publishers)

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainers.config import TrialConfig
-from trainers.data import load_dataset
-from trainers.models import build_model
+from trainers.data import BUILTIN_SHAPES, data_shape
+from trainers.models import build_model, check_agrees, file_shape, is_model_file, load_model_file
 from trainers.morphnet.widths import seed_cost
+from trainers.streams import folder_classes
 
 from .config import SweepConfig
 
@@ -70,11 +71,30 @@ def seed_costs(config: SweepConfig) -> dict[str, float]:
     from trainers.trial import target_of
 
     base = TrialConfig.from_dict(dict(config.trial))
-    data = load_dataset(base.dataset, base.seed).resized(base.image_size)
-    model = build_model(base.model, data.input_shape, data.num_classes, base.model_width, base.seed)
-    graph, _ = read_model(model)
+    graph, _ = read_model(seed_network(base))
     # the same definition a single trial divides its multiplier by
     return {t: seed_cost(graph, target_of(base.replace(target=t))) for t in config.targets}
+
+
+def seed_network(base: TrialConfig) -> Any:
+    """The sweep's seed network, made without opening the data where it can: a .keras file is
+    loaded (and checked against the data's classes and, when known without reading it, its
+    shape); a network to build takes the data's shape (``trainers.data.data_shape``).
+
+    Raises:
+        TrialConfigError: a seed file that does not fit the data, an unreadable file.
+    """
+    if not is_model_file(base.model):
+        shape, classes = data_shape(base.dataset, base.seed, base.image_size)
+        return build_model(base.model, shape, classes, base.model_width, base.seed)
+    model = load_model_file(base.model)
+    shape, classes = file_shape(model)
+    if base.dataset in BUILTIN_SHAPES or base.image_size is not None:
+        shape, classes = data_shape(base.dataset, base.seed, base.image_size)
+    elif base.dataset.startswith("images:"):  # read at their own size: the trial checks it
+        classes = folder_classes(base.dataset)
+    check_agrees(base.model, model, base.dataset, shape, classes)
+    return model
 
 
 def fmt_multiplier(x: float) -> str:

@@ -23,6 +23,27 @@ ROOT = Path(__file__).resolve().parents[1]
 FIX = "tests.trainers.fixtures"
 
 
+def fix_png(width: int, height: int | None = None) -> Any:
+    def make(keep: Path) -> bytes:
+        from tests.trainers.fixtures import png
+
+        return png(width, height)(keep)
+
+    return make
+
+
+def fix_subclassed(keep: Path) -> bytes:
+    from tests.trainers.fixtures import subclassed_model_file
+
+    return subclassed_model_file()
+
+
+def fix_tiny_file(keep: Path) -> bytes:
+    from tests.trainers.fixtures import tiny_model_file
+
+    return tiny_model_file()
+
+
 @dataclass
 class Case:
     id: str
@@ -459,6 +480,127 @@ CASES = [
     ),
 ]
 
+# ----- a user's own seed network and image folders (issue 23) ---------------------------------
+IMAGES = "images:{dir}/imgs"
+CASES += [
+    Case(
+        "images-missing-folder",
+        TRAIN,
+        [r"imgs", r"does not exist", r"one\s+subfolder of images per class"],
+        files={"trial.yaml": trial(dataset=IMAGES, image_size=8)},
+        readme="an image folder that does not exist",
+    ),
+    Case(
+        "images-no-class-folders",
+        TRAIN,
+        [r"imgs", r"no class subfolders", r"<class>/<image>"],
+        files={"trial.yaml": trial(dataset=IMAGES, image_size=8), "imgs/a.png": fix_png(8)},
+        readme="an image folder without a subfolder per class",
+    ),
+    Case(
+        "images-class-without-images",
+        TRAIN,
+        [r"imgs/b", r"has no images"],
+        files={
+            "trial.yaml": trial(dataset=IMAGES, image_size=8),
+            "imgs/a/1.png": fix_png(8),
+            "imgs/b/notes.txt": "not an image",
+        },
+    ),
+    Case(
+        "images-mixed-sizes",
+        TRAIN,
+        [r"differ in size", r"8x8", r"10x6", r"image_size"],
+        files={
+            "trial.yaml": trial(dataset=IMAGES, model="zoo:plain", model_width=4),
+            "imgs/a/1.png": fix_png(8),
+            "imgs/a/2.png": fix_png(10, 6),
+            "imgs/b/3.png": fix_png(8),
+        },
+        readme="images of several sizes and no `image_size`: both sizes named",
+    ),
+    Case(
+        "images-unreadable",
+        TRAIN,
+        [r"cannot read image", r"broken\.png", r"replace or remove"],
+        files={
+            "trial.yaml": trial(dataset=IMAGES, image_size=8, model="zoo:plain", model_width=4),
+            "imgs/a/1.png": fix_png(8),
+            "imgs/a/broken.png": b"this is not a PNG",
+            "imgs/b/2.png": fix_png(8),
+        },
+        readme="an image file that does not decode: the file is named",
+    ),
+    Case(
+        "images-sweep-without-size",
+        RUN,
+        [r"imgs", r"image_size", r"\.keras"],
+        files={
+            "sweep.yaml": sweep(**{"trial.dataset": IMAGES, "trial.model": "zoo:plain"}),
+            "imgs/a/1.png": fix_png(8),
+            "imgs/b/2.png": fix_png(8),
+        },
+        readme="a sweep over an image folder with neither `image_size` nor a .keras seed",
+    ),
+    Case(
+        "model-file-missing",
+        TRAIN,
+        [r"nope\.keras", r"does not exist", r"model\.save"],
+        files={"trial.yaml": trial(model="{dir}/nope.keras")},
+    ),
+    Case(
+        "model-file-not-a-model",
+        TRAIN,
+        [r"bad\.keras", r"not a Keras model"],
+        files={"trial.yaml": trial(model="{dir}/bad.keras"), "bad.keras": b"\x00garbage"},
+        readme="a `.keras` seed that is not a saved model",
+    ),
+    Case(
+        "model-file-subclassed",
+        TRAIN,
+        [r"sub\.keras", r"subclassed", r"functional API or keras\.Sequential"],
+        files={"trial.yaml": trial(model="{dir}/sub.keras"), "sub.keras": fix_subclassed},
+        readme="a `.keras` seed holding a subclassed model",
+    ),
+    Case(
+        "model-file-other-data",
+        TRAIN,
+        [r"seed\.keras", r"\(4, 4, 1\)", r"\(8, 8, 1\)", r"2 classes", r"has 10"],
+        files={
+            "trial.yaml": trial(model="{dir}/seed.keras", dataset="digits"),
+            "seed.keras": fix_tiny_file,
+        },
+        readme="a `.keras` seed whose input or classes disagree with the data: both named",
+    ),
+    Case(
+        "sweep-model-file-other-data",
+        RUN,
+        [r"seed\.keras", r"\(4, 4, 1\)", r"\(8, 8, 1\)"],
+        files={
+            "sweep.yaml": sweep(**{"trial.model": "{dir}/seed.keras", "trial.dataset": "digits"}),
+            "seed.keras": fix_tiny_file,
+        },
+    ),
+    Case(
+        "init-pretrained-without-file",
+        TRAIN,
+        [r"init='pretrained'", r"\.keras", r"init: scratch"],
+        files={"trial.yaml": trial(init="pretrained")},
+    ),
+    Case(
+        "bad-retrain-init",
+        TRAIN,
+        [r"retrain_init", r"'warm'"],
+        files={"trial.yaml": trial(retrain_init="warm")},
+    ),
+    Case(
+        "bad-validation-split",
+        TRAIN,
+        [r"validation_split", r"1\.5"],
+        files={"trial.yaml": trial(validation_split=1.5)},
+    ),
+]
+
 BY_ID = {case.id: case for case in CASES}
 
 
@@ -506,6 +648,7 @@ def fill(text: str, directory: Path, keep: Path) -> str:
 def write_files(case: Case, directory: Path, keep: Path) -> None:
     for name, content in case.files.items():
         path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         if callable(content):
             content = content(keep)
         if isinstance(content, dict):

@@ -81,6 +81,13 @@ class TrialConfig(BaseModel):
     what it costs per step); off, TensorFlow may pick faster kernels whose sums vary in the last
     bits.
 
+    A seed network saved as a ``.keras`` file (``model: seed.keras``) brings its input shape,
+    classes and trained weights: learning starts from those (``init: pretrained``, the default
+    for a file) or from fresh ones (``scratch``); the rebuilt small network is retrained from
+    fresh weights (``retrain_init: scratch``, MorphNet's recipe) or from its surviving ones
+    (``kept``). ``validation_split`` is the share of a dataset held out when it comes unsplit;
+    ``steps_per_epoch`` bounds an epoch to that many training batches (over a huge dataset).
+
     A field's ``description``, where set, is what the error message says the field must be.
     """
 
@@ -88,8 +95,14 @@ class TrialConfig(BaseModel):
 
     model: str = "zoo:resnet"
     model_width: PositiveCount = 32
+    init: Literal["pretrained", "scratch"] | None = Field(
+        default=None, description="'pretrained' (a .keras seed's weights) or 'scratch'"
+    )
+    retrain_init: Literal["scratch", "kept"] = "scratch"
     dataset: str = "digits"
     image_size: PositiveCount | None = None
+    validation_split: Annotated[Real, Field(gt=0, lt=1)] = 0.2
+    steps_per_epoch: PositiveCount | None = None
     algorithm: Algorithm = "gamma"
     target: Target = "flops"
     hardware: str = "P100"
@@ -138,6 +151,11 @@ class TrialConfig(BaseModel):
                 "algorithm='logistic_sigmoid' has no 'activations' target (as in MorphNet); "
                 "use target='flops', 'model_size' or 'latency'"
             )
+        if self.init == "pretrained" and not self.model.endswith(".keras"):
+            problems.append(
+                f"init='pretrained' starts from a saved network's weights, but model="
+                f"{self.model!r} is built fresh; give model: <path>.keras, or init: scratch"
+            )
         if self.strength is None and self.multiplier is None:
             problems.append("set strength or multiplier (strength = multiplier / seed cost)")
         if self.target == "latency" and self.hardware not in HARDWARE:
@@ -149,6 +167,11 @@ class TrialConfig(BaseModel):
         return self
 
     # ----- derived -----------------------------------------------------------------------------
+    @property
+    def starts_pretrained(self) -> bool:
+        """Whether learning starts from the seed file's weights (the default for a file)."""
+        return self.model.endswith(".keras") and self.init != "scratch"
+
     @property
     def regularizer_threshold(self) -> float:
         return self.threshold if self.threshold is not None else DEFAULT_THRESHOLDS[self.algorithm]

@@ -8,6 +8,7 @@ backend.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,10 +85,16 @@ class Dataset:
             self.name,
         )
 
-    def batches(self, batch_size: int, seed: int) -> tuple[Batches, Batches]:
-        """(training batches reshuffled every epoch from ``seed``; validation batches in order)."""
+    def check(self) -> None:
+        """Arrays are checked when made."""
+
+    def batches(
+        self, batch_size: int, seed: int, steps: int | None = None
+    ) -> tuple[Batches, Batches]:
+        """(training batches reshuffled every epoch from ``seed``, at most ``steps`` of them an
+        epoch; validation batches in order)."""
         return (
-            Batches(self.x_train, self.y_train, batch_size, seed=seed),
+            Batches(self.x_train, self.y_train, batch_size, seed=seed, steps=steps),
             Batches(self.x_val, self.y_val, batch_size),
         )
 
@@ -105,14 +112,26 @@ class Batches:
     """
 
     def __init__(
-        self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        batch_size: int,
+        seed: int | None = None,
+        steps: int | None = None,
     ) -> None:
         self.x, self.y, self.batch_size, self.seed = x, y, int(batch_size), seed
+        self.steps = steps  # at most this many batches an epoch (the first of its order)
         self.epoch = 0
         self._feed: Any = None
+        self._order: tuple[int, np.ndarray] | None = None  # an epoch's rows, drawn once
 
     def __len__(self) -> int:
-        return -(-len(self.x) // self.batch_size)
+        batches = -(-len(self.x) // self.batch_size)
+        return batches if self.steps is None else min(batches, self.steps)
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The examples of ``rows``, as one batch."""
+        return self.x[rows], self.y[rows]
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch whose order the next batches follow: a callback's ``on_epoch_begin`` sets
@@ -124,16 +143,20 @@ class Batches:
         """Every row of one epoch, batch after batch, each batch's rows ascending."""
         if self.seed is None:
             return np.arange(len(self.x))
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
-        return np.concatenate(
-            [np.sort(order[i : i + self.batch_size]) for i in range(0, len(order), self.batch_size)]
-        )
+        if self._order is None or self._order[0] != epoch:
+            order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+            rows = [
+                np.sort(order[i : i + self.batch_size])
+                for i in range(0, len(order), self.batch_size)
+            ]
+            self._order = (epoch, np.concatenate(rows))
+        return self._order[1]
 
     def for_fit(self) -> Any:
         if self._feed is None:
             from .morphnet.keras3.backend import BACKEND
 
-            self._feed = self._tf_data() if BACKEND == "tensorflow" else _py_dataset(self)
+            self._feed = self._tf_data() if BACKEND == "tensorflow" else py_dataset(self)
         return self._feed
 
     def _tf_data(self) -> Any:
@@ -151,32 +174,42 @@ class Batches:
             ).unbatch()
         return (
             rows.batch(self.batch_size)
+            .take(len(self))
             .map(lambda r: (tf.gather(x, r), tf.gather(y, r)))
             .prefetch(tf.data.AUTOTUNE)
         )
 
+    def batch(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Batch ``index`` of the current epoch."""
+        rows = self.rows(self.epoch)
+        return self.take(rows[index * self.batch_size : (index + 1) * self.batch_size])
 
-def _py_dataset(batches: Batches) -> Any:
-    from .morphnet.keras3.backend import keras
 
-    class _Feed(keras.utils.PyDataset):  # type: ignore[misc,name-defined]
-        """``batches`` as Keras' Python dataset, read a batch at a time (no worker threads)."""
+class _Feed:
+    """Something with ``len`` and ``batch(index)`` as Keras' Python dataset, read a batch at a
+    time (no worker threads); made a ``keras.utils.PyDataset`` by ``py_dataset``."""
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.rows: np.ndarray | None = None
-            self.epoch = -1
+    def __init__(self, batches: Any) -> None:
+        super().__init__()
+        self.batches = batches
 
-        def __len__(self) -> int:
-            return len(batches)
+    def __len__(self) -> int:
+        return len(self.batches)
 
-        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-            if self.epoch != batches.epoch or self.rows is None:
-                self.epoch, self.rows = batches.epoch, batches.rows(batches.epoch)
-            picked = self.rows[index * batches.batch_size : (index + 1) * batches.batch_size]
-            return batches.x[picked], batches.y[picked]
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        return self.batches.batch(index)
 
-    return _Feed()
+
+def py_dataset(batches: Any) -> Any:
+    """``batches`` (with ``len`` and ``batch(index)``) as a ``keras.utils.PyDataset``."""
+    return _feed_class()(batches)
+
+
+@functools.cache
+def _feed_class() -> type:
+    from .morphnet.keras3.backend import keras  # the backend is chosen before the first fit
+
+    return type("Feed", (_Feed, keras.utils.PyDataset), {})
 
 
 def _split(
@@ -337,12 +370,17 @@ def from_npz(path: str, seed: int = 0) -> Dataset:
     )
 
 
-def from_function(spec: str, seed: int = 0) -> Dataset:
-    """``module:function`` returning a Dataset or (x_train, y_train, x_val, y_val[, classes])."""
+def from_function(spec: str, seed: int = 0) -> Any:
+    """``module:function`` returning a Dataset, (x_train, y_train, x_val, y_val[, classes]) of
+    arrays, or (train, val, classes) of streaming sources (``trainers.streams.Stream``)."""
+    from .streams import as_stream
+
     function = resolve_callable(spec, "dataset")
     result = function(seed=seed)
     if isinstance(result, Dataset):
         return result
+    if (stream := as_stream(result, spec)) is not None:
+        return stream
     if isinstance(result, tuple) and len(result) in (4, 5):
         x_train, y_train, x_val, y_val = (np.asarray(a) for a in result[:4])
         classes = int(result[4]) if len(result) == 5 else int(max(y_train.max(), y_val.max())) + 1
@@ -355,8 +393,9 @@ def from_function(spec: str, seed: int = 0) -> Dataset:
             spec,
         )
     raise TrialConfigError(
-        f"dataset function {spec!r} must return a trainers.data.Dataset or a tuple "
-        f"(x_train, y_train, x_val, y_val[, num_classes]), but returned {type(result).__name__}"
+        f"dataset function {spec!r} must return a trainers.data.Dataset, a tuple "
+        f"(x_train, y_train, x_val, y_val[, num_classes]) of arrays or (train, val, num_classes) "
+        f"of keras.utils.PyDataset, but returned {type(result).__name__}"
     )
 
 
@@ -374,8 +413,16 @@ def resolve_callable(spec: str, what: str) -> Any:
     return function
 
 
-BUILTIN = ("digits", "synthetic", "mnist1d", "shapes32")
-DATASETS = (*BUILTIN, "npz:<path>", "<module>:<function>")
+# each built-in dataset's example shape and classes, so that a sweep's driver costs the seed
+# without making the data (tests check the table against the data)
+BUILTIN_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
+    "digits": ((8, 8, 1), 10),
+    "synthetic": ((16, 16, 3), 4),
+    "mnist1d": ((40, 1), 10),
+    "shapes32": ((32, 32, 3), 10),
+}
+BUILTIN = tuple(BUILTIN_SHAPES)
+DATASETS = (*BUILTIN, "npz:<path>", "images:<folder>", "<module>:<function>")
 
 
 def check_dataset_spec(spec: str) -> None:
@@ -388,14 +435,57 @@ def check_dataset_spec(spec: str) -> None:
                 f"dataset: file {spec[4:]!r} does not exist; use 'npz:<existing .npz path>'"
             )
         return
+    if spec.startswith("images:"):
+        from .streams import folder_classes
+
+        folder_classes(spec)
+        return
     if ":" in spec:
         resolve_callable(spec, "dataset")
         return
     raise TrialConfigError(f"dataset must be one of {DATASETS}, but got dataset={spec!r}")
 
 
-def load_dataset(spec: str, seed: int = 0) -> Dataset:
+def data_shape(
+    spec: str, seed: int = 0, image_size: int | None = None
+) -> tuple[tuple[int, ...], int]:
+    """(example shape after ``image_size``, classes) of a dataset, opening as little as it can:
+    nothing for a built-in one or an image folder (whose images need ``image_size`` then); an
+    .npz's or a function's data is loaded (of a stream, its first batch).
+
+    Raises:
+        TrialConfigError: an image folder without ``image_size``.
+    """
     check_dataset_spec(spec)
+    if spec in BUILTIN_SHAPES or spec.startswith("images:"):
+        if spec.startswith("images:"):
+            from .streams import CHANNELS, folder_classes
+
+            if image_size is None:
+                raise TrialConfigError(
+                    f"dataset {spec!r}: set trial.image_size (the size its images are read "
+                    f"at), or seed the sweep with a .keras file, whose input gives the size: "
+                    f"the driver costs the seed without opening an image"
+                )
+            shape, classes = (image_size, image_size, CHANNELS), folder_classes(spec)
+        else:
+            shape, classes = BUILTIN_SHAPES[spec]
+        if image_size is not None and len(shape) == 3:
+            shape = (image_size, image_size, shape[2])
+        return shape, classes
+    data = load_dataset(spec, seed).resized(image_size)
+    return data.input_shape, data.num_classes
+
+
+def load_dataset(spec: str, seed: int = 0, validation_split: float = 0.2) -> Any:
+    """The dataset ``spec`` names: a ``Dataset`` of arrays, or a source read batch by batch
+    (``trainers.streams``: an image folder, a user's stream); each has ``input_shape``,
+    ``num_classes``, ``resized``, ``check`` and ``batches``."""
+    check_dataset_spec(spec)
+    if spec.startswith("images:"):
+        from .streams import image_folder
+
+        return image_folder(spec, seed, validation_split)
     if spec == "digits":
         return digits(seed)
     if spec == "synthetic":

@@ -9,6 +9,7 @@ the rebuilt model's cost.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .data import resolve_callable
@@ -134,12 +135,112 @@ IMAGE_ZOO: dict[str, Callable[..., Any]] = {
 # models for sequences (length, channels)
 SEQUENCE_ZOO: dict[str, Callable[..., Any]] = {"resnet1d": resnet1d}
 ZOO: dict[str, Callable[..., Any]] = {**IMAGE_ZOO, **SEQUENCE_ZOO}
-MODELS = tuple(f"zoo:{n}" for n in ZOO) + ("keras.applications.<Name>", "<module>:<function>")
+MODELS = tuple(f"zoo:{n}" for n in ZOO) + (
+    "<path>.keras",
+    "keras.applications.<Name>",
+    "<module>:<function>",
+)
+
+
+def is_model_file(spec: str) -> bool:
+    """Whether the seed is a saved network (a ``.keras`` file) rather than one to build."""
+    return spec.endswith(".keras")
+
+
+def load_model_file(spec: str) -> Any:
+    """The functional or Sequential network saved in ``spec``, with its trained weights.
+
+    Raises:
+        TrialConfigError: no such file, not a Keras model, a subclassed model, or an input
+            without a fixed shape.
+    """
+    from .morphnet.errors import ModelNotBuiltError
+    from .morphnet.keras3.gating import CUSTOM_OBJECTS
+    from .morphnet.keras3.walk import functional_of
+
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise TrialConfigError(
+            f"model file {spec!r} does not exist; give the path of a network saved with "
+            f"model.save('<name>.keras')"
+        )
+    try:
+        model = _keras().saving.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=False)
+    except Exception as exc:  # Keras raises many kinds for a file it cannot read
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = (
+            "a subclassed model or a custom layer whose class is not importable here"
+            if "locate" in reason or "custom" in reason.lower()
+            else "a file saved with model.save('<name>.keras') by Keras 3"
+        )
+        raise TrialConfigError(
+            f"model file {spec!r} is not a Keras model Keras can load ({reason[:200]}); give {hint}"
+        ) from None
+    try:
+        functional_of(model)
+    except ModelNotBuiltError as exc:
+        raise TrialConfigError(f"model file {spec!r}: {exc}") from None
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise TrialConfigError(
+            f"model file {spec!r} has {len(model.inputs)} inputs and {len(model.outputs)} "
+            f"outputs; a seed network takes one input and gives one output (the class logits)"
+        )
+    if any(d is None for d in model.input_shape[1:]):
+        raise TrialConfigError(
+            f"model file {spec!r} takes inputs of shape {tuple(model.input_shape[1:])}, with a "
+            f"size left open; MorphNet costs fixed shapes: save it with keras.Input(shape=...) "
+            f"fully given"
+        )
+    return model
+
+
+def file_shape(model: Any) -> tuple[tuple[int, ...], int]:
+    """(example shape, classes) of a network loaded with ``load_model_file``."""
+    return tuple(int(d) for d in model.input_shape[1:]), int(model.output_shape[-1])
+
+
+def check_agrees(
+    spec: str, model: Any, data_spec: str, shape: tuple[int, ...], classes: int
+) -> None:
+    """That a seed file takes the data's examples and gives its classes.
+
+    Raises:
+        TrialConfigError: naming both shapes (or class counts) and the fix.
+    """
+    model_shape, model_classes = file_shape(model)
+    problems = []
+    if tuple(shape) != model_shape:
+        resizable = len(shape) == 3 and len(model_shape) == 3 and shape[2] == model_shape[2]
+        fix = "set trial.image_size to the model's input size" if resizable else ""
+        problems.append(
+            f"the model takes inputs of shape {model_shape} but dataset {data_spec!r} has "
+            f"examples of shape {tuple(shape)}" + (f" ({fix})" if fix else "")
+        )
+    if classes != model_classes:
+        problems.append(
+            f"the model gives {model_classes} classes but dataset {data_spec!r} has {classes}"
+        )
+    if problems:
+        raise TrialConfigError(f"model file {spec!r} does not fit the data: {'; '.join(problems)}")
+
+
+def reinitialized(model: Any, seed: int) -> Any:
+    """The same network with fresh weights (``init: scratch``), drawn from ``seed``."""
+    from .morphnet.keras3.backend import set_random_seed
+
+    set_random_seed(seed)
+    return _keras().models.clone_model(model)
 
 
 def check_model_spec(spec: str) -> None:
     """Cheap validation of a model spec (before any data is loaded or training starts)."""
-    if spec.startswith("zoo:"):
+    if is_model_file(spec):
+        if not Path(spec).expanduser().is_file():
+            raise TrialConfigError(
+                f"model file {spec!r} does not exist; give the path of a network saved with "
+                f"model.save('<name>.keras')"
+            )
+    elif spec.startswith("zoo:"):
         if spec[4:] not in ZOO:
             raise TrialConfigError(f"model must be one of {MODELS}, but got model={spec!r}")
     elif spec.startswith("keras.applications."):

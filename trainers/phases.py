@@ -34,6 +34,7 @@ class Learned:
     strength: float
     learned_val_accuracy: float | None
     initial_term: float = 0.0
+    network: Any = None  # the network learned on (gated for FiGS), when this run learned
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def learn(setup: Setup, progress: Progress, network: Any, regularizer: Any) -> L
     accuracy = train(setup, progress, fit)
     structure = learning.export(final=True)
     _check_degenerate(structure, setup.seed_cost, strength, progress)
-    return Learned(structure, setup.structure_path, strength, accuracy, initial_term)
+    return Learned(structure, setup.structure_path, strength, accuracy, initial_term, network)
 
 
 def baseline(setup: Setup, progress: Progress) -> Learned:
@@ -261,8 +262,8 @@ def _check_degenerate(
 
 
 def rebuild(setup: Setup, progress: Progress, learned: Learned) -> Any:
-    """The seed model at the learned widths, as its predicted cost describes it."""
-    from .morphnet.keras3 import apply_structure
+    """The seed model at the learned widths, as its predicted cost describes it: fresh weights,
+    or (``retrain_init: kept``) the surviving channels' learned ones."""
     from .morphnet.keras3.backend import set_random_seed
     from .morphnet.widths import rebuild_structure
 
@@ -276,18 +277,44 @@ def rebuild(setup: Setup, progress: Progress, learned: Learned) -> Any:
             f"layers pruned to zero cut the network ({dead[:5]}): the rebuild keeps "
             f"{min_channels} channel in each, as the predicted cost counts"
         )
+    source = _weights_source(setup, learned)
+    keep = setup.config.retrain_init == "kept"
     try:
-        return apply_structure(setup.seed_model, structure, min_channels=min_channels)
+        return _apply(source, structure, min_channels, keep, progress)
     except StructureError as exc:  # the prediction and the rebuild disagree: say so
         progress.warn(
             f"rebuilt with one channel in layers pruned to zero ({exc}); the predicted cost "
             f"does not count them"
         )
-        return apply_structure(setup.seed_model, structure, min_channels=1)
+        return _apply(source, structure, 1, keep, progress)
+
+
+def _weights_source(setup: Setup, learned: Learned) -> Any:
+    """The network whose surviving channels ``retrain_init: kept`` keeps: the one learned on,
+    its gates folded away (FiGS), else the seed (a resumed retrain restores its own weights)."""
+    network = learned.network
+    if setup.config.retrain_init != "kept" or network is None:
+        return setup.seed_model
+    if network is not setup.seed_model:
+        from .morphnet.keras3 import remove_gating
+
+        network, _ = remove_gating(network)
+    return network
+
+
+def _apply(source: Any, structure: Structure, floor: int, keep: bool, progress: Progress) -> Any:
+    from .morphnet.keras3 import apply_structure
+
+    if keep:
+        try:
+            return apply_structure(source, structure, keep_weights=True, min_channels=floor)
+        except StructureError as exc:
+            progress.warn(f"retrain_init: kept fell back to fresh weights: {exc}")
+    return apply_structure(source, structure, min_channels=floor)
 
 
 def retrain(setup: Setup, progress: Progress, learned: Learned, model: Any) -> Retrained:
-    """Train the rebuilt ``model`` from scratch (going on from the checkpoint).
+    """Train the rebuilt ``model`` (going on from the checkpoint).
 
     Raises:
         TrialFailed: a NaN or infinite loss.

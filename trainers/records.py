@@ -162,6 +162,7 @@ class Outcome:
     retrained_val_accuracy: float
     strength: float | None = None  # a uniform-width baseline learns nothing: 0 or none
     learned_val_accuracy: float | None = None
+    seed_val_accuracy: float | None = None  # a trained seed's (a .keras file), before learning
     train_seconds: float = 0.0
     trial_seconds: float = 0.0
 

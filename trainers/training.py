@@ -32,7 +32,7 @@ class Setup:
 
     config: TrialConfig
     out: Path  # the trial's output directory
-    train_ds: Batches
+    train_ds: Batches  # or a source read batch by batch (trainers.streams), alike
     val_ds: Batches
     jit_compile: bool
     seed_model: Any
@@ -40,6 +40,7 @@ class Setup:
     target: Target
     # what strength = multiplier / seed cost divides by, here and in a sweep's driver
     seed_cost: float
+    seed_val_accuracy: float | None = None  # a trained seed's, before learning
 
     @property
     def structure_path(self) -> Path:

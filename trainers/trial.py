@@ -18,12 +18,19 @@ from typing import Any
 from .checkpoint import Checkpoint
 from .config import TrialConfig
 from .data import Dataset, check_dataset_spec, load_dataset
-from .models import build_model, check_model_spec
+from .models import (
+    build_model,
+    check_agrees,
+    check_model_spec,
+    is_model_file,
+    load_model_file,
+    reinitialized,
+)
 from .phases import Learned, Retrained, baseline, gated, learn, rebuild, resumed, retrain
 from .records import COST_FRACTION, LEARN, Outcome
 from .reporting import ConsoleReporter, Reporter, write_json
 from .runtime import resolve_jit_compile, select_backend, set_determinism
-from .training import Progress, Setup
+from .training import Progress, Setup, compile_for_training
 
 
 @dataclass
@@ -41,6 +48,7 @@ class TrialResult:
     strength: float
     retrained_val_accuracy: float
     learned_val_accuracy: float | None
+    seed_val_accuracy: float | None = None
     train_seconds: float = 0.0
     trial_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
@@ -122,14 +130,23 @@ def _set_up(config: TrialConfig, out: Path) -> Setup:
 
     check_model_spec(config.model)
     check_dataset_spec(config.dataset)
+    seed_file = load_model_file(config.model) if is_model_file(config.model) else None
+    data = load_dataset(config.dataset, config.seed, config.validation_split)
+    data = data.resized(config.image_size)
+    data.check()
+    if seed_file is not None:
+        check_agrees(config.model, seed_file, config.dataset, data.input_shape, data.num_classes)
     out.mkdir(parents=True, exist_ok=True)
     set_determinism(config.seed, config.deterministic)
-    data = load_dataset(config.dataset, config.seed).resized(config.image_size)
-    train_ds, val_ds = data.batches(config.batch_size, config.seed)
+    train_ds, val_ds = data.batches(config.batch_size, config.seed, config.steps_per_epoch)
     jit_compile = resolve_jit_compile(config.jit_compile, config.backend)
-    seed_model = build_model(
-        config.model, data.input_shape, data.num_classes, config.model_width, config.seed
-    )
+    if seed_file is None:
+        seed_model = build_model(
+            config.model, data.input_shape, data.num_classes, config.model_width, config.seed
+        )
+    else:
+        start = config.starts_pretrained
+        seed_model = seed_file if start else reinitialized(seed_file, config.seed)
     seed_graph, _ = read_model(seed_model)
     target = target_of(config)
     return Setup(
@@ -142,7 +159,18 @@ def _set_up(config: TrialConfig, out: Path) -> Setup:
         seed_graph=seed_graph,
         target=target,
         seed_cost=seed_cost(seed_graph, target),
+        seed_val_accuracy=seed_accuracy(seed_model, val_ds, jit_compile)
+        if config.starts_pretrained
+        else None,
     )
+
+
+def seed_accuracy(model: Any, val_ds: Any, jit_compile: bool) -> float:
+    """The trained seed's validation accuracy, before any learning."""
+    from .morphnet.keras3.backend import keras
+
+    compile_for_training(model, keras.optimizers.Adam(), jit_compile)
+    return float(model.evaluate(val_ds.for_fit(), verbose=0, return_dict=True)["accuracy"])
 
 
 def _learn(setup: Setup, progress: Progress) -> Learned:
@@ -178,6 +206,7 @@ def _finish(
         strength=learned.strength,
         retrained_val_accuracy=retrained.val_accuracy,
         learned_val_accuracy=learned.learned_val_accuracy,
+        seed_val_accuracy=setup.seed_val_accuracy,
         train_seconds=progress.train_seconds,
         trial_seconds=progress.trial_seconds,
         warnings=progress.warnings,
