@@ -4,8 +4,9 @@ streaming source (a ``keras.utils.PyDataset``, or a ``tf.data.Dataset`` under Te
 ``image_folder(root)`` reads a tree as ``keras.utils.image_dataset_from_directory`` lays it out:
 ``root/<class>/<image>`` split by a fraction and a seed, or ``root/train/<class>/...`` beside
 ``root/val/<class>/...`` (or ``validation/``). Classes are the subfolder names in sorted order;
-images are read as RGB, scaled to [0, 1] and resized (bilinear) to ``image_size`` when it is set,
-so every backend sees the same pixels. Listing the tree opens no image; ``ImageFolder.check``
+images are read as RGB, scaled to [0, 1] and resized (bilinear) to ``image_size`` when it is set
+(a trial seeded from a .keras file: to the file's input size), so every backend sees the same
+pixels. Listing the tree opens no image; ``ImageFolder.check``
 reads every image's header (its size and format, not its pixels) before any training.
 """
 
@@ -62,7 +63,7 @@ class ImageFolder:
     y_train: np.ndarray
     val_files: np.ndarray
     y_val: np.ndarray
-    image_size: int | None = None
+    image_size: tuple[int, int] | None = None  # (height, width) the images are read at
 
     @property
     def num_classes(self) -> int:
@@ -70,16 +71,16 @@ class ImageFolder:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        size = self.image_size
-        if size is None:
+        if self.image_size is None:
             width, height = _header(self.train_files[0], self.name)[0]
             return (height, width, CHANNELS)
-        return (size, size, CHANNELS)
+        return (*self.image_size, CHANNELS)
 
-    def resized(self, size: int | None) -> ImageFolder:
-        """The same tree read at ``size`` x ``size`` (None: unchanged)."""
+    def resized(self, size: int | tuple[int, int] | None) -> ImageFolder:
+        """The same tree read at ``size`` x ``size`` (or (height, width); None: unchanged)."""
         if size is None:
             return self
+        shape = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
         return ImageFolder(
             self.name,
             self.classes,
@@ -87,7 +88,7 @@ class ImageFolder:
             self.y_train,
             self.val_files,
             self.y_val,
-            size,
+            shape,
         )
 
     def check(self) -> None:
@@ -131,15 +132,16 @@ def _header(path: str, spec: str) -> tuple[tuple[int, int], str]:
         ) from None
 
 
-def read_image(path: str, size: int | None, spec: str = "") -> np.ndarray:
-    """One image as float32 RGB in [0, 1], resized (bilinear) to ``size`` when it is set."""
+def read_image(path: str, size: tuple[int, int] | None, spec: str = "") -> np.ndarray:
+    """One image as float32 RGB in [0, 1], resized (bilinear) to ``size`` (height, width) when
+    it is set."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
             rgb = image.convert("RGB")
-            if size is not None and rgb.size != (size, size):
-                rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+            if size is not None and rgb.size != (size[1], size[0]):
+                rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             return np.asarray(rgb, np.float32) / 255.0
     except OSError as exc:
         raise TrialConfigError(

@@ -132,7 +132,7 @@ def _set_up(config: TrialConfig, out: Path) -> Setup:
     check_dataset_spec(config.dataset)
     seed_file = load_model_file(config.model) if is_model_file(config.model) else None
     data = load_dataset(config.dataset, config.seed, config.validation_split)
-    data = data.resized(config.image_size)
+    data = data.resized(config.image_size or _read_size(seed_file, config.dataset))
     data.check()
     if seed_file is not None:
         check_agrees(config.model, seed_file, config.dataset, data.input_shape, data.num_classes)
@@ -163,6 +163,14 @@ def _set_up(config: TrialConfig, out: Path) -> Setup:
         if config.starts_pretrained
         else None,
     )
+
+
+def _read_size(seed_file: Any, dataset: str) -> tuple[int, int] | None:
+    """The size an image folder is read at when no ``image_size`` is given: a seed file's
+    input size (None otherwise: images as they are)."""
+    if seed_file is None or not dataset.startswith("images:") or len(seed_file.input_shape) != 4:
+        return None
+    return int(seed_file.input_shape[1]), int(seed_file.input_shape[2])
 
 
 def seed_accuracy(model: Any, val_ds: Any, jit_compile: bool) -> float:

@@ -128,11 +128,17 @@ def test_duplicates_are_refused_by_name():
     ]
 
 
-def test_the_examples_load_and_round_trip(tmp_path):
+def test_the_examples_load_and_round_trip(tmp_path, monkeypatch):
     from pathlib import Path
 
     examples = sorted(Path(__file__).resolve().parents[2].glob("sweep/examples/*.yaml"))
     assert examples
+    # what make_real_workload.py writes, for the example that reads it (paths from the cwd)
+    monkeypatch.chdir(tmp_path)
+    workload = tmp_path / "morphsweep_runs" / "workload"
+    for split in ("train", "val"):
+        (workload / "images" / split / "disc").mkdir(parents=True)
+    (workload / "seed.keras").write_bytes(b"")
     for path in examples:
         config = load_sweep_config(path)
         # to_dict is the YAML's shape: it loads back to the same config
