@@ -594,6 +594,25 @@ CASES += [
         files={"trial.yaml": trial(retrain_init="warm")},
     ),
     Case(
+        "augment-unknown",
+        TRAIN,
+        [r"'mirror'", r"choose from", r"flip"],
+        files={"trial.yaml": trial(augment=["flip", "mirror"])},
+        readme="an augmentation that does not exist: named with the ones that do",
+    ),
+    Case(
+        "augment-repeated",
+        TRAIN,
+        [r"'flip'", r"more than once"],
+        files={"trial.yaml": trial(augment=["flip", "crop", "flip"])},
+    ),
+    Case(
+        "augment-not-a-list",
+        TRAIN,
+        [r"augment", r"list"],
+        files={"trial.yaml": trial(augment="flip")},
+    ),
+    Case(
         "bad-validation-split",
         TRAIN,
         [r"validation_split", r"1\.5"],

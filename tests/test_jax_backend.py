@@ -119,6 +119,7 @@ def test_an_image_folder_and_a_seed_file_train_on_jax_without_tensorflow(
         "retrain_epochs": 1,
         "batch_size": 16,
         "steps_per_epoch": 4,
+        "augment": ["flip", "crop"],  # Keras' augmentation layers, traced by JAX
         "output_dir": str(out),
         "verbose": 0,
     }
@@ -130,6 +131,8 @@ def test_an_image_folder_and_a_seed_file_train_on_jax_without_tensorflow(
     assert [h["step"] for h in metrics["history"]] == [4, 8]
     assert 0 <= metrics["summary"]["seed_val_accuracy"] <= 1
     assert metrics["summary"]["seed_cost"] > 0
+    structure = json.loads((out / "structure.json").read_text())
+    assert structure["extra"]["preprocessing"]["augment"] == ["flip", "crop"]
 
 
 def test_a_sweep_runs_on_jax_without_tensorflow(no_tensorflow_env, tmp_path):

@@ -26,6 +26,7 @@ from pydantic_core import PydanticKnownError
 
 from .errors import TrialConfigError
 from .morphnet.algorithms import ALGORITHMS, BACKENDS, DEFAULT_THRESHOLDS
+from .preprocessing import check_augment
 
 TARGETS = ("flops", "model_size", "latency", "activations")
 
@@ -87,6 +88,9 @@ class TrialConfig(BaseModel):
     fresh weights (``retrain_init: scratch``, MorphNet's recipe) or from its surviving ones
     (``kept``). ``validation_split`` is the share of a dataset held out when it comes unsplit;
     ``steps_per_epoch`` bounds an epoch to that many training batches (over a huge dataset).
+    ``augment`` (any of ``AUGMENTATIONS``, in order) and ``normalize`` (per channel, by the
+    training data's mean and variance) are Keras preprocessing layers put in front of the seed
+    network (``trainers.preprocessing``) and recorded in the structure JSON.
 
     A field's ``description``, where set, is what the error message says the field must be.
     """
@@ -103,6 +107,8 @@ class TrialConfig(BaseModel):
     image_size: PositiveCount | None = None
     validation_split: Annotated[Real, Field(gt=0, lt=1)] = 0.2
     steps_per_epoch: PositiveCount | None = None
+    augment: tuple[str, ...] = ()
+    normalize: StrictBool = False
     algorithm: Algorithm = "gamma"
     target: Target = "flops"
     hardware: str = "P100"
@@ -156,6 +162,7 @@ class TrialConfig(BaseModel):
                 f"init='pretrained' starts from a saved network's weights, but model="
                 f"{self.model!r} is built fresh; give model: <path>.keras, or init: scratch"
             )
+        problems += check_augment(self.augment)
         if self.strength is None and self.multiplier is None:
             problems.append("set strength or multiplier (strength = multiplier / seed cost)")
         if self.target == "latency" and self.hardware not in HARDWARE:

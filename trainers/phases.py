@@ -116,6 +116,7 @@ def baseline(setup: Setup, progress: Progress) -> Learned:
         seed_cost=setup.seed_cost,
         learned_cost=cost,
         regularizer=f"uniform x{width}",
+        extra={**scaled.extra, **preprocessing_extra(setup)},
     )
     _save(structure, setup, progress, final=True)
     return Learned(structure, setup.structure_path, strength=0.0, learned_val_accuracy=None)
@@ -229,8 +230,17 @@ class Learning:
                 "strength": self.strength,
                 "algorithm": setup.config.algorithm,
                 "target": setup.config.target,
+                **preprocessing_extra(setup),
             },
         )
+
+
+def preprocessing_extra(setup: Setup) -> dict[str, Any]:
+    """What the structure JSON records of the layers in front of the network, when any: what
+    ``morphsweep apply`` puts back in front of the seed it rebuilds."""
+    if setup.preprocessing.empty:
+        return {}
+    return {"preprocessing": setup.preprocessing.to_dict()}
 
 
 def _save(structure: Structure, setup: Setup, progress: Progress, final: bool) -> None:

@@ -293,6 +293,13 @@ class StreamBatches:
     def set_epoch(self, epoch: int) -> None:
         """The source keeps its own order."""
 
+    def batch(self, index: int) -> tuple[Any, Any]:
+        """Batch ``index`` of the source."""
+        if _is_tf_data(self.source):
+            return next(iter(self.source.skip(index).take(1).as_numpy_iterator()))
+        x, y = self.source[index][:2]
+        return x, y
+
     def for_fit(self) -> Any:
         if self.steps is None or self.steps >= (_length(self.source) or self.steps + 1):
             return self.source

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import TrialConfig
 from .errors import TrialFailed
+from .preprocessing import Preprocessing
 from .records import LEARN, Epoch
 from .reporting import Reporter
 
@@ -41,6 +42,7 @@ class Setup:
     # what strength = multiplier / seed cost divides by, here and in a sweep's driver
     seed_cost: float
     seed_val_accuracy: float | None = None  # a trained seed's, before learning
+    preprocessing: Preprocessing = Preprocessing()  # the layers in front of the seed network
 
     @property
     def structure_path(self) -> Path:

@@ -27,6 +27,7 @@ from .models import (
     reinitialized,
 )
 from .phases import Learned, Retrained, baseline, gated, learn, rebuild, resumed, retrain
+from .preprocessing import prepend, preprocessing_for
 from .records import COST_FRACTION, LEARN, Outcome
 from .reporting import ConsoleReporter, Reporter, write_json
 from .runtime import resolve_jit_compile, select_backend, set_determinism
@@ -147,6 +148,8 @@ def _set_up(config: TrialConfig, out: Path) -> Setup:
     else:
         start = config.starts_pretrained
         seed_model = seed_file if start else reinitialized(seed_file, config.seed)
+    preprocessing = preprocessing_for(config.augment, config.normalize, train_ds)
+    seed_model = prepend(seed_model, preprocessing, config.seed)
     seed_graph, _ = read_model(seed_model)
     target = target_of(config)
     return Setup(
@@ -159,6 +162,7 @@ def _set_up(config: TrialConfig, out: Path) -> Setup:
         seed_graph=seed_graph,
         target=target,
         seed_cost=seed_cost(seed_graph, target),
+        preprocessing=preprocessing,
         seed_val_accuracy=seed_accuracy(seed_model, val_ds, jit_compile)
         if config.starts_pretrained
         else None,

@@ -193,3 +193,69 @@ def test_a_users_stream_trains_a_trial(tmp_path):
     run_trial(config, reporter)
     # the epoch is bounded to 3 of the source's 10 batches
     assert [m["step"] for m in reporter.metrics if "step" in m] == [3, 6]
+
+
+def test_augmentation_and_normalization_go_with_every_model_of_the_trial(tmp_path):
+    from click.testing import CliRunner
+
+    from sweep.commands import apply
+    from trainers.morphnet import Structure
+
+    options = dict(
+        model="zoo:plain",
+        model_width=4,
+        dataset="synthetic",
+        augment=["flip", "crop"],
+        normalize=True,
+        epochs=1,
+        retrain_epochs=1,
+        verbose=0,
+    )
+    learned = run_trial(TrialConfig(**options, output_dir=str(tmp_path / "learned")))
+    baseline = run_trial(
+        TrialConfig(**options, baseline_width=0.5, output_dir=str(tmp_path / "baseline"))
+    )
+    data = load_dataset("synthetic")
+    for result in (learned, baseline):
+        model = keras.saving.load_model(result.model_path)
+        names = [layer.name for layer in model.layers]
+        # the layers in front of the network, in order, in the saved small model
+        assert names[1:5] == ["augment_flip", "augment_crop_pad", "augment_crop", "normalize"]
+        recorded = Structure.load(result.structure_path).extra["preprocessing"]
+        assert recorded["augment"] == ["flip", "crop"]
+        # the training split's per-channel mean and variance (all 384 examples: under 2048)
+        np.testing.assert_allclose(recorded["mean"], data.x_train.mean(axis=(0, 1, 2)), rtol=1e-5)
+        np.testing.assert_allclose(
+            recorded["variance"], data.x_train.var(axis=(0, 1, 2)), rtol=1e-4
+        )
+    # apply rebuilds the same network from the structure: same layers, same weights' shapes
+    out = tmp_path / "applied.keras"
+    args = [learned.structure_path, "--model", "zoo:plain", "--width", "4", "--dataset"]
+    done = CliRunner().invoke(apply, [*args, "synthetic", "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    rebuilt, retrained = keras.saving.load_model(out), keras.saving.load_model(learned.model_path)
+    assert [layer.name for layer in rebuilt.layers] == [layer.name for layer in retrained.layers]
+    assert [w.shape for w in rebuilt.weights] == [w.shape for w in retrained.weights]
+    # at inference the augmentations are identity and the normalization the recorded one
+    x = data.x_val[:4]
+    normalize = retrained.get_layer("normalize")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(normalize(x)),
+        (x - np.array(recorded["mean"])) / np.sqrt(recorded["variance"]),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+def test_augmentation_of_sequences_is_refused(tmp_path):
+    config = TrialConfig(
+        model="zoo:resnet1d",
+        model_width=4,
+        dataset="mnist1d",
+        augment=["flip"],
+        epochs=1,
+        verbose=0,
+        output_dir=str(tmp_path / "t"),
+    )
+    with pytest.raises(TrialConfigError, match=r"augment \['flip'\].*\(40, 1\)"):
+        run_trial(config)

@@ -562,7 +562,7 @@ def _builtin_specs() -> Mapping[type, LayerSpec]:
         "Max": (L.GlobalMaxPooling1D, L.GlobalMaxPooling2D, L.GlobalMaxPooling3D),
         "Pad": (L.ZeroPadding1D, L.ZeroPadding2D, L.ZeroPadding3D),
         # Cropping keeps channels; the original's StridedSlice made it a leaf (see README).
-        "Crop": (L.Cropping1D, L.Cropping2D, L.Cropping3D, L.CenterCrop),
+        "Crop": (L.Cropping1D, L.Cropping2D, L.Cropping3D, L.CenterCrop, L.RandomCrop),
         "Identity": (
             L.Dropout,
             L.SpatialDropout1D,
@@ -573,6 +573,13 @@ def _builtin_specs() -> Mapping[type, LayerSpec]:
             L.AlphaDropout,
             L.ActivityRegularization,
             L.Identity,
+            # augmentations: they change pixels while training, never the channels
+            L.RandomFlip,
+            L.RandomTranslation,
+            L.RandomRotation,
+            L.RandomZoom,
+            L.RandomContrast,
+            L.RandomBrightness,
         ),
     }
     for op_type, classes in passing.items():
