@@ -214,7 +214,8 @@ class SweepConfig(BaseModel):
             problems += _spec_problems(config)
         if problems:
             raise ValueError("\n".join(problems))
-        return {key: getattr(config, key) for key in shared}  # "1e-3" read as 0.001
+        checked = {key: getattr(config, key) for key in shared}  # "1e-3" read as 0.001
+        return {key: _absolute_file(key, value) for key, value in checked.items()}
 
     @field_validator("targets")
     @classmethod
@@ -310,6 +311,17 @@ class SweepConfig(BaseModel):
 
     def trials_dir(self) -> Path:
         return Path(self.resolved_storage_path) / self.name / "trials"
+
+
+def _absolute_file(key: str, value: Any) -> Any:
+    """A seed file's or a dataset's path made absolute: Ray runs trials in other directories."""
+    if key == "model" and is_model_file(str(value)):
+        return str(Path(value).expanduser().resolve())
+    if key == "dataset":
+        for prefix in ("images:", "npz:"):
+            if str(value).startswith(prefix):
+                return prefix + str(Path(value[len(prefix) :]).expanduser().resolve())
+    return value
 
 
 def _spec_problems(trial: TrialConfig) -> list[str]:

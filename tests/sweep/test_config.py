@@ -254,3 +254,15 @@ def test_bad_budget_fails_before_ray_starts(tmp_path, capsys):
     assert "budgets.flops" in capsys.readouterr().err
     # nothing was written: the error came before any tracking store or Ray
     assert not (tmp_path / "w").exists()
+
+
+def test_seed_file_and_data_paths_are_made_absolute(tmp_path, monkeypatch):
+    # Ray runs trials in other working directories: a relative path would point elsewhere there
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "imgs" / "a").mkdir(parents=True)
+    (tmp_path / "seed.keras").write_bytes(b"")
+    config = load_sweep_config(
+        {"name": "x", "trial": {"model": "seed.keras", "dataset": "images:imgs"}}
+    )
+    assert config.trial["model"] == str(tmp_path / "seed.keras")
+    assert config.trial["dataset"] == f"images:{tmp_path / 'imgs'}"
