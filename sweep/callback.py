@@ -3,12 +3,14 @@
 ``TrackingCallback`` is the sweep's single writer to MLflow (through ``SweepTracker``): trials
 report to it through Tune, so many parallel trials never contend for the tracking store. It reads
 each result as a record (``trainers.records.parse``) and logs the record's metrics; the files a
-report's checkpoint carries (``sweep.worker.BUNDLE``) become the trial run's artifacts.
+report's checkpoint carries (``sweep.worker.BUNDLE``) become the trial run's artifacts, the
+retrained network among them as an MLflow model (``sweep.registry``).
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +21,7 @@ from ray import tune
 from trainers.records import EPOCHS_SAVED, Epoch, Failure, Outcome, parse
 
 from .plugins import Publisher
+from .registry import write_model
 from .space import TrialSpec
 from .store import TAG_NODE, TAG_NODE_IP, TAG_RESUMED, TAG_STOPPED, TAG_STOPPED_REASON, TAG_WORKER
 from .tracking import SweepTracker
@@ -137,7 +140,19 @@ class TrackingCallback(tune.Callback):
             for name in (BUNDLE["structure"], BUNDLE["metrics"]):
                 if (source / name).is_file():
                     self.tracker.log_artifact(trial_id, source / name)
+            self._log_model(trial_id, source)
             self._publish_trial(trial_id, source)
+
+    def _log_model(self, trial_id: str, source: Path) -> None:
+        """The retrained network as an MLflow model on the trial's run (``sweep.registry``)."""
+        if not (source / BUNDLE["model"]).is_file():
+            return
+        backend = str(self.specs[trial_id].config.get("backend", "tensorflow"))
+        with tempfile.TemporaryDirectory() as tmp:
+            directory = write_model(
+                source / BUNDLE["model"], Path(tmp) / "model", backend, source / BUNDLE["structure"]
+            )
+            self.tracker.log_model(trial_id, directory)
 
     def _replay(self, trial_id: str, source: Path) -> None:
         """A resumed trial's saved epochs (one may never have reached this driver), then the

@@ -39,7 +39,8 @@ from .config import SweepConfigError
 from .jobs import logs, status, submit
 from .pareto import NoTrialMeetsConstraint
 from .preflight import BadEnvironment, ClusterUnavailable, StorageUnavailable
-from .store import SweepNotFound
+from .registry import CannotRegister
+from .store import NoModelRegistry, SweepNotFound
 from .tracking import TrackingUnavailable
 
 # what a user can fix: one line and exit 2 (a failed trial, TrialFailed, exits 1)
@@ -48,6 +49,8 @@ USER_ERRORS = (
     SweepConfigError,
     SweepNotFound,
     NoTrialMeetsConstraint,
+    CannotRegister,
+    NoModelRegistry,
     TrackingUnavailable,
     ClusterUnavailable,
     StorageUnavailable,

@@ -29,6 +29,7 @@ from .options import (
     tracking_uri_option,
 )
 from .pareto import NoTrialMeetsConstraint, parse_budget, pick
+from .registry import check_model_name, check_trial_model, register
 from .results import budget_table, format_budgets, format_front, front
 from .store import SweepStore, ui_urls
 
@@ -102,9 +103,12 @@ def apply(
 ) -> None:
     from trainers.morphnet import Structure
     from trainers.morphnet.keras3 import apply_structure, model_cost
+    from trainers.preprocessing import Preprocessing, prepend
 
-    model = load_seed_model(**seed)
     learned = Structure.load(structure)
+    # the layers the trial put in front of the seed (augmentation, normalization), again
+    preprocessing = Preprocessing.from_dict(learned.extra.get("preprocessing"))
+    model = prepend(load_seed_model(**seed), preprocessing)
     # by default, the min_channels the structure's predicted cost was computed with
     floor = min_channels if min_channels is not None else learned.rebuild_min_channels
     small = apply_structure(model, learned, keep_weights=keep_weights, min_channels=floor)
@@ -127,21 +131,15 @@ def load_seed_model(
     width: int,
 ) -> Any:
     """The seed network ``apply`` rebuilds: a saved .keras file, or built from its spec."""
-    if model.endswith(".keras"):
-        if not Path(model).is_file():
-            raise TrialConfigError(f"--model file {model!r} does not exist")
-        from trainers.morphnet.keras3.backend import keras
-        from trainers.morphnet.keras3.gating import CUSTOM_OBJECTS
+    from trainers.data import data_shape
+    from trainers.models import build_model, is_model_file, load_model_file
 
-        return keras.models.load_model(model, custom_objects=CUSTOM_OBJECTS)
-    from trainers.data import load_dataset
-    from trainers.models import build_model
-
+    if is_model_file(model):
+        return load_model_file(model)
     if input_shape:
         shape, classes = tuple(int(d) for d in input_shape.split(",")), num_classes
     else:
-        data = load_dataset(dataset).resized(image_size)
-        shape, classes = data.input_shape, data.num_classes
+        shape, classes = data_shape(dataset, 0, image_size)
     return build_model(model, shape, classes, width)
 
 
@@ -196,7 +194,10 @@ def pareto(sweep: str, tracking_uri: str | None, config: str | None) -> None:
         print(format_budgets(budgets))
 
 
-@click.command("pick", help="Download a chosen trial's structure JSON.")
+@click.command(
+    "pick",
+    help="Download a chosen trial's structure JSON (and, with --register, register its model).",
+)
 @click.argument("sweep")
 @tracking_uri_option
 @config_option
@@ -212,7 +213,13 @@ def pareto(sweep: str, tracking_uri: str | None, config: str | None) -> None:
 @click.option("--target", help="cost target when the sweep has several")
 @click.option("-o", "--output", required=True, help="where to write the structure JSON")
 @click.option("--force", is_flag=True, help="replace --output if it exists")
-def pick_trial(sweep: str, output: str, force: bool, **how: Any) -> None:
+@click.option(
+    "--register",
+    "register_as",
+    metavar="NAME",
+    help="also register the trial's MLflow model as a new version of registered model NAME",
+)
+def pick_trial(sweep: str, output: str, force: bool, register_as: str | None, **how: Any) -> None:
     ways = ("max_cost", "min_accuracy", "knee", "budget")
     given = [f"--{w.replace('_', '-')}" for w in ways if how[w] is not None and how[w] is not False]
     if len(given) != 1:
@@ -220,12 +227,18 @@ def pick_trial(sweep: str, output: str, force: bool, **how: Any) -> None:
             f"give exactly one of --max-cost, --min-accuracy, --knee, --budget; got "
             f"{', '.join(given) or 'none'}"
         )
+    if register_as is not None:
+        check_model_name(register_as)
     if Path(output).exists() and not force:
         raise UserError(
             f"{output!r} already exists; choose another --output or add --force to replace it"
         )
     store = SweepStore(resolve_uri(how["tracking_uri"], how["config"]), sweep)
+    if register_as is not None:
+        store.check_registry()
     row = chosen_row(store, how)
+    if register_as is not None:
+        check_trial_model(store, row)  # every refusal before anything is written
     with tempfile.TemporaryDirectory() as tmp:
         local = store.download(row["run_id"], "structure.json", tmp)
         Path(output).parent.mkdir(parents=True, exist_ok=True)
@@ -234,6 +247,11 @@ def pick_trial(sweep: str, output: str, force: bool, **how: Any) -> None:
         f"picked {row['trial_id']}: cost {row['cost']:.4g}, retrained accuracy "
         f"{row['accuracy']:.4f} (run {row['run_id']})\nwrote {output}"
     )
+    if register_as is not None:
+        way = given[0][2:].replace("-", "_")
+        picked_by = given[0] if way == "knee" else f"{given[0]} {how[way]}"
+        version, url = register(store, register_as, row, picked_by)
+        print(f"registered {register_as!r} version {version.version}: {url}")
 
 
 def chosen_row(store: SweepStore, how: dict[str, Any]) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from trainers.records import COST_FRACTION, PARETO_ACCURACY_OF, SEED_COST
+from trainers.records import COST_FRACTION, PARETO_ACCURACY_OF, SEED_ACCURACY, SEED_COST
 
 from . import faults
 from .pareto import ParetoResult, budget_report, pareto_front
@@ -128,4 +128,20 @@ def format_front(result: ParetoResult) -> str:
     ]
     if rows.empty:
         return "no finished trials yet"
-    return rows[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    text = rows[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    return "\n".join([text, *_seed_lines(result.table)])
+
+
+def _seed_lines(table: pd.DataFrame) -> list[str]:
+    """Per target, the trained seed network the front is measured against (when the trials
+    started from one): its cost and its accuracy before any learning."""
+    lines = []
+    for target, rows in table.groupby("target"):
+        known = rows[SEED_ACCURACY].dropna()
+        if len(known):
+            cost = float(rows[SEED_COST].dropna().median())
+            lines.append(
+                f"seed network ({target}): cost {cost:.4g} (1), accuracy {known.median():.4g} "
+                f"before learning"
+            )
+    return lines

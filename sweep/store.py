@@ -5,7 +5,9 @@ run per trial, found by their tags. ``SweepStore`` looks them up and hands out r
 trials (``TrialRun``), the results table (one row per trial, pandas), the budgets and seed costs
 the sweep ran with, metric histories, structures and the links into MLflow's UI. It reads a
 sweep's runs once and keeps them until ``refresh()``; the writer (``sweep.tracking``) refreshes
-it when it needs to see its own writes.
+it when it needs to see its own writes. It also asks the Model Registry what ``pick --register``
+needs to know first: whether there is one, whether a trial's run holds its MLflow model
+(``MODEL_ARTIFACT``), whether a registered model exists.
 
 Reading imports MLflow and pandas, never TensorFlow or Ray.
 """
@@ -13,15 +15,17 @@ Reading imports MLflow and pandas, never TensorFlow or Ray.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
-from trainers.records import COST_FRACTION, SEED_COST, Outcome
+from trainers.records import COST_FRACTION, SEED_ACCURACY, SEED_COST, Outcome
 
 TAG_SWEEP = "morphsweep.sweep"
 TAG_ROLE = "morphsweep.role"
@@ -46,6 +50,11 @@ TRIALS_FILTER = f"tags.`{TAG_ROLE}` = '{TRIAL}'"
 PARENT_FILTER = f"tags.`{TAG_ROLE}` = '{PARENT}'"
 VIEW_KEY = "morphsweep"
 
+# where a finished trial's run keeps its retrained model as an MLflow model (keras flavor); its
+# MLmodel file is uploaded last, so a model whose upload was cut short does not count as logged
+MODEL_ARTIFACT = "mlflow_model"
+MLMODEL = "MLmodel"
+
 DEFAULT_STORE = "morphsweep_runs"  # where a sweep without workdir or tracking_uri keeps its runs
 LOCAL_UI = "http://127.0.0.1:5000"  # where `morphsweep ui` serves a local store by default
 
@@ -63,6 +72,7 @@ COLUMNS = [
     "accuracy",
     SEED_COST,
     COST_FRACTION,
+    SEED_ACCURACY,
     "failure_reason",
     "stopped",
     "run_id",
@@ -72,6 +82,10 @@ COLUMNS = [
 
 class SweepNotFound(LookupError):
     """No sweep of that name in the tracking store."""
+
+
+class NoModelRegistry(LookupError):
+    """The tracking store has no Model Registry this MLflow can use."""
 
 
 def default_tracking_uri(root: str | Path = DEFAULT_STORE) -> str:
@@ -96,6 +110,11 @@ def ui_urls(base: str, experiment_id: str) -> dict[str, str]:
 def run_url(base: str, experiment_id: str, run_id: str) -> str:
     """A run's page in the MLflow UI at ``base``."""
     return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def model_version_url(base: str, name: str, version: str | int) -> str:
+    """A registered model version's page in the MLflow UI at ``base``."""
+    return f"{base.rstrip('/')}/#/models/{quote(name, safe='')}/versions/{version}"
 
 
 def run_ended(run: Any) -> bool:
@@ -146,11 +165,17 @@ class TrialRun:
             "accuracy": outcome.accuracy if outcome else nan,
             SEED_COST: outcome.seed_cost if outcome else nan,
             COST_FRACTION: outcome.cost_fraction if outcome else nan,
+            SEED_ACCURACY: _seed_accuracy(outcome),
             "failure_reason": self.tags.get(TAG_REASON, self.tags.get(TAG_STOPPED_REASON, "")),
             "stopped": self.tags.get(TAG_STOPPED, ""),
             "run_id": self.run_id,
             "run_url": self.url,
         }
+
+
+def _seed_accuracy(outcome: Outcome | None) -> float:
+    value = outcome.seed_val_accuracy if outcome else None
+    return float("nan") if value is None else float(value)
 
 
 class SweepStore:
@@ -301,6 +326,45 @@ class SweepStore:
 
     def ui_urls(self, base: str | None = None) -> dict[str, str]:
         return ui_urls(base or ui_base(self.uri), self.experiment_id)
+
+    # ----- the model registry -----------------------------------------------------------------
+    def has_model(self, run_id: str) -> bool:
+        """Whether a trial's run holds its whole MLflow model (its MLmodel, uploaded last)."""
+        found = {a.path for a in self.client.list_artifacts(run_id, MODEL_ARTIFACT)}
+        return f"{MODEL_ARTIFACT}/{MLMODEL}" in found
+
+    def check_registry(self) -> None:
+        """Ask the Model Registry one question; raise ``NoModelRegistry`` when there is none.
+
+        A registry URI MLflow has no registry store for (FEATURE_DISABLED), or a server without
+        the registry's endpoints (HTTP 404), is none; any other failure (an outage) is raised as
+        it is.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.search_registered_models(max_results=1)
+        except MlflowException as exc:
+            if exc.error_code not in ("FEATURE_DISABLED", "ENDPOINT_NOT_FOUND"):
+                raise
+            where = os.environ.get("MLFLOW_REGISTRY_URI")
+            fix = f"fix or unset MLFLOW_REGISTRY_URI={where!r}" if where else "use one that has"
+            raise NoModelRegistry(
+                f"the tracking store {self.uri} has no Model Registry to register to "
+                f"({str(exc).strip().split('. ')[0][:200]}); {fix} (an MLflow tracking server, "
+                f"or a database store such as sqlite:///path/mlflow.db)"
+            ) from None
+
+    def registered_model(self, name: str) -> Any:
+        """The registered model ``name``; None when the registry has none of that name."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
 
 
 def results_table(uri: str, sweep: str) -> pd.DataFrame:

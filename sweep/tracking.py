@@ -25,6 +25,8 @@ from trainers.records import EPOCHS_SAVED, finite
 from . import views
 from .outbox import Outbox
 from .store import (
+    MLMODEL,
+    MODEL_ARTIFACT,
     PARENT,
     PARENT_ID,
     TAG_BUDGETS,
@@ -314,6 +316,17 @@ class SweepTracker:
         self._put(
             {"kind": "artifact", "trial": trial_id, "artifact_path": artifact_path}, Path(path)
         )
+
+    def log_model(self, trial_id: str, directory: Path) -> None:
+        """An MLflow model directory (``sweep.registry.write_model``) as the trial run's
+        ``MODEL_ARTIFACT``, one queued artifact a file and its MLmodel last: a model an outage
+        cut short has no MLmodel yet, so nothing takes it for logged (``SweepStore.has_model``)."""
+        files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MLMODEL)
+        for path in [*files, directory / MLMODEL]:
+            folder = path.parent.relative_to(directory).as_posix()
+            self.log_artifact(
+                trial_id, path, MODEL_ARTIFACT if folder == "." else f"{MODEL_ARTIFACT}/{folder}"
+            )
 
     def log_figure(self, trial_id: str | None, figure: Any, artifact_file: str) -> None:
         """A plotly (as self-contained HTML) or matplotlib (as PNG) figure, via mlflow.log_figure.

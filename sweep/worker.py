@@ -33,6 +33,7 @@ BUNDLE = {
     "checkpoint": "checkpoint",
     "structure": "structure.json",
     "metrics": "metrics.json",
+    "model": "model.keras",  # the retrained network, in the finished trial's last report only
     "structures": "structures",
     "report": "report.json",
     "history": "history.json",
@@ -83,6 +84,7 @@ class TuneReporter:
         self.output_dir = output_dir
         self.entered: float | None = entered or None
         self.latest_structure: str | None = None
+        self.model_file: str | None = None  # saved just before the outcome is reported
         self.resumed = resumed
         # the node a trial runs on (several nodes may share one IP address)
         self.node_id = ray.get_runtime_context().get_node_id()
@@ -93,6 +95,8 @@ class TuneReporter:
         for name in (BUNDLE["structure"], BUNDLE["metrics"]):
             if (self.output_dir / name).is_file():
                 shutil.copy2(self.output_dir / name, bundle / name)
+        if self.model_file and Path(self.model_file).is_file():
+            shutil.copy2(self.model_file, bundle / BUNDLE["model"])
         if self.latest_structure:
             (bundle / BUNDLE["structures"]).mkdir()
             shutil.copy2(self.latest_structure, bundle / BUNDLE["structures"])
@@ -115,6 +119,8 @@ class TuneReporter:
     def artifact(self, path: str, kind: str) -> None:
         if kind == "structure" and "/structures/" in path:
             self.latest_structure = path
+        elif kind == "model":
+            self.model_file = path
 
     def warn(self, message: str) -> None:
         print(f"WARNING: {message}", flush=True)

@@ -25,6 +25,11 @@ QUERIES = {
     "get_metric_history",
     "list_artifacts",
     "download_artifacts",
+    # the Model Registry's
+    "search_registered_models",
+    "get_registered_model",
+    "get_model_version",
+    "search_model_versions",
 }
 # the modules that took over sweep/tune_runner.py
 DRIVER_AND_WORKER = ("driver", "worker", "callback", "preflight", "plugins")

@@ -148,6 +148,7 @@ RUN = ["run", "{dir}/sweep.yaml"]
 TRAIN = ["train", "{dir}/trial.yaml"]
 APPLY = ["apply", "{dir}/s.json", "--model", "zoo:plain", "--width", "8", "-o", "{dir}/m.keras"]
 URI = ["--tracking-uri", "sqlite:///{keep}/mlflow.db"]
+PICK_KNEE = ["pick", "existing", "--knee", "-o", "{dir}/p.json", *URI]
 X = np.zeros((8, 4, 4, 1), np.float32)
 Y = np.zeros(8, np.int32)
 
@@ -466,6 +467,43 @@ CASES = [
         ["pick", "existing", "--max-cost", "1", "-o", "{dir}/p.json", *URI],
         [r"cost", r"1"],
     ),
+    # ----- pick --register: refused before anything is registered or written ---------------
+    Case(
+        "cli-pick-register-bad-name",
+        [*PICK_KNEE, "--register", "team/model"],
+        [r"'team/model'", r"'/'", r"--register my-sweep-knee"],
+        readme="`pick --register` a name MLflow refuses ('/', ':', '%', '..'): named, nothing registered",
+    ),
+    Case(
+        "cli-pick-register-dot-name",
+        [*PICK_KNEE, "--register", "..models"],
+        [r"'\.\.models'", r"folder"],
+    ),
+    Case(
+        "cli-pick-register-unknown-sweep",
+        ["pick", "nosuch", "--knee", "-o", "{dir}/p.json", *URI, "--register", "m"],
+        [r"nosuch", r"known sweeps"],
+    ),
+    Case(
+        "cli-pick-register-nothing-meets",
+        ["pick", "existing", "--max-cost", "1", "-o", "{dir}/p.json", *URI, "--register", "m"],
+        [r"cost", r"1"],
+    ),
+    Case(
+        "cli-pick-register-no-model",
+        [*PICK_KNEE, "--register", "m"],
+        [r"no MLflow model", r"mlflow_model/MLmodel", r"mlflow runs delete --run-id"],
+        readme="`pick --register` a trial whose run has no MLflow model (a sweep from before "
+        "trials logged one): says so and how to log one, nothing registered",
+    ),
+    Case(
+        "cli-pick-register-no-registry",
+        [*PICK_KNEE, "--register", "m"],
+        [r"no Model Registry", r"MLFLOW_REGISTRY_URI='nosuch://registry'"],
+        env={"MLFLOW_REGISTRY_URI": "nosuch://registry"},
+        readme="`pick --register` where the tracking store has no Model Registry: named, nothing "
+        "registered",
+    ),
     Case(
         "cli-dashboard-bad-port",
         [
@@ -638,6 +676,7 @@ def keep(tmp_path_factory):
     model = build_model("zoo:plain", (8, 8, 1), 10, width=8, seed=0)
     GammaFlopsRegularizer(model, 0.1).structure().save(root / "structure.json")
     from sweep.tracking import SweepTracker
+    from trainers.records import Outcome
 
     tracker = SweepTracker(f"sqlite:///{root / 'mlflow.db'}", "existing")
     for trial_id, cost, accuracy in (
@@ -645,11 +684,23 @@ def keep(tmp_path_factory):
         ("baseline-flops-w1-s0", 100.0, 0.95),
     ):
         tracker.start(trial_id, {"algorithm": trial_id.split("-")[0], "target": "flops"})
-        metrics = {"rebuilt_cost": cost, "retrained_val_accuracy": accuracy, "seed_cost": 100.0}
-        tracker.log_metrics(trial_id, {**metrics, "cost_fraction": cost / 100.0}, step=0)
+        # a finished trial's outcome as a sweep logs it (but no MLflow model: an older sweep)
+        outcome = Outcome(
+            seed_cost=100.0, predicted_cost=cost, rebuilt_cost=cost, retrained_val_accuracy=accuracy
+        )
+        tracker.log_metrics(trial_id, outcome.metrics("flops"), step=0)
         tracker.finish(trial_id, "FINISHED")
     tracker.finish_sweep()
     return root
+
+
+def registered(keep: Path) -> list[str]:
+    """The registered models of the earlier sweep's store (its registry, whatever the env says)."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{keep / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return [model.name for model in client.search_registered_models()]
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -718,6 +769,8 @@ def test_bad_input(case, keep, tmp_path, monkeypatch, capsys, trip_wires):
         assert re.search(pattern, text), (pattern, text)
     # nothing on disk changed: the earlier sweep's store and files, the case's own inputs
     assert snapshot(keep) == before
+    if "--register" in case.argv:
+        assert registered(keep) == []
     assert snapshot(directory) == before_case
     assert not (directory / "PWNED").exists()
 

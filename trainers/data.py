@@ -458,6 +458,7 @@ def data_shape(
     """
     check_dataset_spec(spec)
     if spec in BUILTIN_SHAPES or spec.startswith("images:"):
+        shape: tuple[int, ...]
         if spec.startswith("images:"):
             from .streams import CHANNELS, folder_classes
 

@@ -35,6 +35,7 @@ PARETO_ACCURACY_OF = "pareto_accuracy/{target}"
 EPOCHS_SAVED = "epochs_saved"  # on a trial stopped early: the epochs it did not run
 # an outcome's numbers a sweep's results table keeps beside its cost and accuracy
 SEED_COST, COST_FRACTION = "seed_cost", "cost_fraction"
+SEED_ACCURACY = "seed_val_accuracy"  # a trained seed's, measured before learning
 
 
 def finite(value: Any) -> float | None:

@@ -13,7 +13,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from sweep.cli import main
-from sweep.store import TAG_ROLE, TAG_TRIAL
+from sweep.results import format_front, front
+from sweep.store import TAG_ROLE, TAG_TRIAL, SweepStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,6 +92,9 @@ def test_a_sweep_from_a_seed_file_over_an_image_folder(workload, tmp_path, monke
         assert run.data.params["model"] == str(workload / "seed.keras")
     accuracies = {r.data.metrics["seed_val_accuracy"] for r in trials.values()}
     assert len(accuracies) == 1
+    # the front is shown beside the trained seed it was measured against
+    text = format_front(front(SweepStore(config["tracking_uri"], "real-e2e")))
+    assert f"accuracy {accuracies.pop():.4g} before learning" in text, text
     # the wires count what they should: an image opened here is counted
     with PIL.Image.open(next(images.rglob("*.png"))):
         pass

@@ -250,6 +250,74 @@ def test_pick_downloads_the_chosen_structure(finished_sweep, tmp_path, how):
     assert picked["cost"]["learned"] == pytest.approx(best["cost"], rel=1e-12)
 
 
+def test_pick_registers_the_chosen_trials_model(finished_sweep, tmp_path, capsys):
+    """`pick --register`: a new version of the registered model per pick, tagged with the trial,
+    whose MLflow model predicts what the trial's own model.keras does."""
+    import mlflow
+    from mlflow.artifacts import download_artifacts
+
+    from sweep.registry import STRUCTURE
+    from trainers.morphnet.keras3.backend import keras
+
+    uri, tmp = finished_sweep
+    out = tmp_path / "structure.json"
+    pick = ["pick", "e2e", "--tracking-uri", uri, "-o", str(out), "--force"]
+    assert main([*pick, "--knee", "--register", "e2e-small"]) == 0
+    printed = capsys.readouterr().out
+    assert "registered 'e2e-small' version 1: " in printed
+    assert f"{uri}/#/models/e2e-small/versions/1" in printed
+    table = results_table(uri, "e2e").dropna(subset=["cost", "accuracy"])
+    front = pareto_front(table, cost="cost", accuracy="accuracy").table
+    knee = front[front["knee"]].iloc[0]
+    client = MlflowClient(uri)
+    version = client.get_model_version("e2e-small", "1")
+    # the version is the knee trial's model, tagged with what the sweep knows of the trial
+    assert version.run_id == knee["run_id"]
+    tags = version.tags
+    assert tags["sweep"] == "e2e" and tags["picked_by"] == "--knee"
+    assert (tags["trial_id"], tags["algorithm"], tags["target"]) == (
+        knee["trial_id"],
+        knee["algorithm"],
+        "flops",
+    )
+    assert float(tags["cost"]) == pytest.approx(knee["cost"], rel=1e-5)
+    assert float(tags["accuracy"]) == pytest.approx(knee["accuracy"], rel=1e-5)
+    assert ("strength" in tags) == (knee["algorithm"] != "baseline")
+    # its structure JSON is the one pick wrote, where the tag says
+    structure = download_artifacts(
+        tags["structure"], dst_path=str(tmp_path / "s"), tracking_uri=uri
+    )
+    assert Path(structure).name == STRUCTURE
+    assert json.loads(Path(structure).read_text()) == json.loads(out.read_text())
+    # the registered model predicts what the trial's retrained network does
+    trial_model = (
+        load_sweep_config(tmp / "e2e.yaml").trials_dir() / knee["trial_id"] / "model.keras"
+    )
+    network = keras.saving.load_model(trial_model)
+    batch = np.random.default_rng(0).normal(size=(8, *network.input_shape[1:])).astype("float32")
+    expected = network.predict(batch, verbose=0)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        registered = mlflow.keras.load_model("models:/e2e-small/1")
+        served = mlflow.pyfunc.load_model("models:/e2e-small/1")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    np.testing.assert_allclose(registered.predict(batch, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(served.predict(batch), expected, rtol=1e-5, atol=1e-6)
+    # a second pick is the model's next version
+    cheapest = table.sort_values(["cost", "accuracy"], ascending=[True, False]).iloc[0]
+    max_cost = ["--max-cost", str(cheapest["cost"])]
+    assert main([*pick, *max_cost, "--register", "e2e-small"]) == 0
+    second = client.get_model_version("e2e-small", "2")
+    assert second.tags["picked_by"] == f"--max-cost {cheapest['cost']}"
+    assert second.run_id == str(
+        table[table["cost"] <= cheapest["cost"]]
+        .sort_values(["accuracy", "cost"], ascending=[False, True])
+        .iloc[0]["run_id"]
+    )
+
+
 def test_pick_with_no_trial_meeting_the_constraint(finished_sweep, capsys):
     uri, _ = finished_sweep
     assert (
