@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-repeat demo check bench quality quality-budget lint clean
+.PHONY: venv test test-repeat demo check bench bench-streaming quality quality-budget quality-finetune lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,11 +34,19 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(PY) tests/benchmarks/bench.py
 
+# a trial's peak memory over an image folder and one 10x larger (streaming; about 3 min)
+bench-streaming: $(STAMP)
+	$(PY) tests/benchmarks/streaming.py
+
 # the quality study (about an hour on 2 cores; not part of make test), then the budget search
 quality: $(STAMP)
 	$(PY) tests/benchmarks/quality_study.py
 	$(PY) tests/benchmarks/budget_search.py
 	$(PY) tests/benchmarks/digits_acceptance.py
+
+# structure learning from a trained seed against from scratch, digits and mnist1d (about 25 min)
+quality-finetune: $(STAMP)
+	$(PY) tests/benchmarks/finetune_study.py
 
 # trials the adaptive search needs to land 25% of the seed's FLOPs, 3 seeds (about 15 min)
 quality-budget: $(STAMP)

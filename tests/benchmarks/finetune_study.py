@@ -1,4 +1,4 @@
-"""Fine-tuning against scratch: does structure learning from a trained seed beat learning from
+"""``make quality-finetune``: does structure learning from a trained seed beat learning from
 fresh weights, at the same budgets?
 
 Per benchmark of the quality study (its seed network and recipe): trains the seed network
