@@ -141,15 +141,20 @@ def _set_up(config: TrialConfig, out: Path) -> Setup:
     set_determinism(config.seed, config.deterministic)
     train_ds, val_ds = data.batches(config.batch_size, config.seed, config.steps_per_epoch)
     jit_compile = resolve_jit_compile(config.jit_compile, config.backend)
+    preprocessing = preprocessing_for(config.augment, config.normalize, train_ds)
+    measured = None
     if seed_file is None:
-        seed_model = build_model(
+        built = build_model(
             config.model, data.input_shape, data.num_classes, config.model_width, config.seed
         )
-    else:
-        start = config.starts_pretrained
-        seed_model = seed_file if start else reinitialized(seed_file, config.seed)
-    preprocessing = preprocessing_for(config.augment, config.normalize, train_ds)
-    seed_model = prepend(seed_model, preprocessing, config.seed)
+        seed_model = prepend(built, preprocessing, config.seed)
+    else:  # the trained network's accuracy, before learning starts from it or from scratch
+        trained = prepend(seed_file, preprocessing, config.seed)
+        measured = seed_accuracy(trained, val_ds, jit_compile)
+        seed_model = trained
+        if not config.starts_pretrained:
+            fresh = reinitialized(seed_file, config.seed)
+            seed_model = prepend(fresh, preprocessing, config.seed)
     seed_graph, _ = read_model(seed_model)
     target = target_of(config)
     return Setup(
@@ -163,9 +168,7 @@ def _set_up(config: TrialConfig, out: Path) -> Setup:
         target=target,
         seed_cost=seed_cost(seed_graph, target),
         preprocessing=preprocessing,
-        seed_val_accuracy=seed_accuracy(seed_model, val_ds, jit_compile)
-        if config.starts_pretrained
-        else None,
+        seed_val_accuracy=measured,
     )
 
 

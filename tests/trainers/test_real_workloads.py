@@ -54,18 +54,31 @@ def first_learn_epoch(reporter):
 def test_a_trained_seed_starts_learning_at_its_accuracy(tmp_path, trained_seed):
     path, accuracy = trained_seed
     pretrained, scratch = RecordingReporter(), RecordingReporter()
-    result = run_trial(seeded(tmp_path, path, "pretrained"), pretrained)
-    run_trial(seeded(tmp_path, path, "scratch", init="scratch"), scratch)
-    # the seed's own accuracy is measured once, before learning, and kept with the outcome
-    assert result.seed_val_accuracy == pytest.approx(accuracy, abs=1e-6)
-    assert pretrained.metrics[-1]["seed_val_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    result = run_trial(seeded(tmp_path, path, "pretrained", init="pretrained"), pretrained)
+    other = run_trial(seeded(tmp_path, path, "scratch"), scratch)  # scratch: the default
+    # the seed's own accuracy is measured once, before learning, and kept with the outcome,
+    # whether learning starts from its weights or from fresh ones
+    for run, reporter in ((result, pretrained), (other, scratch)):
+        assert run.seed_val_accuracy == pytest.approx(accuracy, abs=1e-6)
+        assert reporter.metrics[-1]["seed_val_accuracy"] == pytest.approx(accuracy, abs=1e-6)
     # learning from the trained weights starts where the seed is, not at chance (0.1) ...
     start = first_learn_epoch(pretrained)["val_accuracy"]
     assert abs(start - accuracy) <= 0.08, (start, accuracy)
     # ... and clearly above where the same network starts from fresh weights
     assert start > first_learn_epoch(scratch)["val_accuracy"] + 0.2
-    # a network started from scratch has no trained accuracy to report
-    assert "seed_val_accuracy" not in scratch.metrics[-1]
+
+
+def test_a_network_built_fresh_has_no_trained_accuracy(tmp_path):
+    config = TrialConfig(
+        model="zoo:plain",
+        model_width=4,
+        dataset="synthetic",
+        epochs=1,
+        retrain_epochs=1,
+        verbose=0,
+        output_dir=str(tmp_path / "t"),
+    )
+    assert run_trial(config).seed_val_accuracy is None
 
 
 def test_retrain_kept_starts_from_the_surviving_weights(tmp_path, trained_seed):
@@ -73,6 +86,7 @@ def test_retrain_kept_starts_from_the_surviving_weights(tmp_path, trained_seed):
     # a strength so low that nothing is pruned: the rebuilt network is the learned one, so with
     # no retraining epoch its accuracy is exactly the learned network's
     options = {"strength": 1e-12, "retrain_epochs": 0}
+    options["init"] = "pretrained"
     kept = run_trial(seeded(tmp_path, path, "kept", retrain_init="kept", **options))
     fresh = run_trial(seeded(tmp_path, path, "fresh", **options))
     assert kept.rebuilt_cost == kept.seed_cost
