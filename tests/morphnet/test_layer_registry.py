@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -152,6 +153,14 @@ CASES: dict[type, Case] = {
     L.AlphaDropout: Case(2, lambda: L.AlphaDropout(0.1)),
     L.ActivityRegularization: Case(2, L.ActivityRegularization),
     L.Identity: Case(2, L.Identity),
+    # augmentations (trial.augment): identity at inference, a centre crop for RandomCrop
+    L.RandomFlip: Case(2, lambda: L.RandomFlip("horizontal", seed=0)),
+    L.RandomCrop: Case(2, lambda: L.RandomCrop(4, 4, seed=0)),
+    L.RandomTranslation: Case(2, lambda: L.RandomTranslation(0.1, 0.1, seed=0)),
+    L.RandomRotation: Case(2, lambda: L.RandomRotation(0.05, seed=0)),
+    L.RandomZoom: Case(2, lambda: L.RandomZoom(0.1, seed=0)),
+    L.RandomContrast: Case(2, lambda: L.RandomContrast(0.2, seed=0)),
+    L.RandomBrightness: Case(2, lambda: L.RandomBrightness(0.2, value_range=(0.0, 1.0), seed=0)),
     LogisticSigmoidGating: Case(2, LogisticSigmoidGating),
     GatedBatchNormalization: Case(2, GatedBatchNormalization),
     **_pools(),
@@ -301,12 +310,14 @@ def _check_channel_j_stays_j(layer: Any) -> None:
     rng = np.random.default_rng(2)
     xs = [rng.normal(size=(2, *t.shape[1:])).astype("float32") for t in node.input_tensors]
     m = int(getattr(layer, "depth_multiplier", 1))
-    base = np.asarray(layer(xs if len(xs) > 1 else xs[0]))
+    # at inference: an augmentation layer called as it is draws a new transform every call
+    mode = {"training": False} if "training" in inspect.signature(layer.call).parameters else {}
+    base = np.asarray(layer(xs if len(xs) > 1 else xs[0], **mode))
     touched = 0
     for k in range(xs[0].shape[-1]):
         moved = [x.copy() for x in xs]
         moved[0][..., k] += 1.0
-        out = np.asarray(layer(moved if len(xs) > 1 else moved[0]))
+        out = np.asarray(layer(moved if len(xs) > 1 else moved[0], **mode))
         diff = np.abs(out - base).reshape(-1, out.shape[-1]).max(axis=0)
         changed = set(np.flatnonzero(diff > 1e-6).tolist())
         assert changed <= set(range(k * m, k * m + m)), (k, changed)
