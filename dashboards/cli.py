@@ -19,9 +19,10 @@ from pathlib import Path
 
 import click
 
+from sweep import options
 from sweep.cli import main as sweep_main
 from sweep.options import Port, UserError, exposure_warning, host_option, tracking_uri_option
-from sweep.store import DEFAULT_STORE, default_tracking_uri
+from sweep.store import DEFAULT_STORE
 
 
 @click.command(
@@ -49,8 +50,11 @@ def dashboard(
 ) -> None:
     from .page import build_dashboard, file_slug  # pandas, jinja2, plotly: off other commands' path
 
-    uri = tracking_uri or default_tracking_uri()
+    uri = options.resolve_uri(tracking_uri)  # a store that answers, a port that is free
     where = Path(out) if out else Path(DEFAULT_STORE) / "dashboard" / file_slug(sweep)
+    options.check_output(str(where), "--out", directory=True)
+    if not no_serve:
+        options.check_port(host, port)
     try:
         index = build_dashboard(uri, sweep, where, trial_id=trial)
     except ValueError as exc:
@@ -70,14 +74,7 @@ class Server(ThreadingHTTPServer):
 def serve(directory: Path, port: int, host: str = "127.0.0.1") -> None:
     """Serves ``directory`` until Ctrl-C."""
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(directory.resolve()))
-    try:
-        server = Server((host, port), handler)
-    except OSError as exc:
-        raise UserError(
-            f"cannot listen on {host}:{port} ({exc}); pick another --port, or --no-serve and open "
-            f"{directory.resolve() / 'index.html'}"
-        ) from None
-    with server:
+    with Server((host, port), handler) as server:  # the port was checked before the build
         warning = exposure_warning(host, "the dashboard")
         if warning:
             print(warning, file=sys.stderr, flush=True)

@@ -87,6 +87,7 @@ class TrackingCallback(tune.Callback):
         if RESUMED_FROM in result:
             # a resumed trial's first report, whatever its phase (it may already be done)
             self.tracker.set_tags(trial_id, {TAG_RESUMED: str(result[RESUMED_FROM])})
+            print(f"trial {trial_id} resumed after {result[RESUMED_FROM]}", flush=True)
         if isinstance(record, Failure):
             self.failures[trial_id] = record.reason
         elif isinstance(record, Outcome):

@@ -37,6 +37,7 @@ from trainers.morphnet.errors import MorphNetError
 from .commands import apply, pareto, pick_trial, run, train, ui
 from .config import SweepConfigError
 from .jobs import logs, status, submit
+from .options import Interrupted
 from .pareto import NoTrialMeetsConstraint
 from .preflight import BadEnvironment, ClusterUnavailable, StorageUnavailable
 from .registry import CannotRegister
@@ -107,9 +108,47 @@ def parse_args(argv: Sequence[str]) -> SimpleNamespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs a command; every failure ends here: one line on stderr and the exit status."""
+    """Runs a command; every failure ends here: one line on stderr and the exit status (2 for
+    what the user can fix, 1 for a failure of ours, 130 for Ctrl-C). ``--debug`` (anywhere, or
+    MORPHSWEEP_DEBUG=1) lets the exception through with its traceback instead."""
     args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("MORPHSWEEP_DEBUG", "") == "1"
+    args = [a for a in args if a != "--debug"]
+    if debug:
+        cli.main(args=args, prog_name="morphsweep", standalone_mode=False)
+        return 0
     name = f"morphsweep {args[0]}" if args and args[0] in commands() else "morphsweep"
+    try:
+        return _run(args, name)
+    except Interrupted as exc:
+        print(f"{name}: interrupted; {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        print(f"{name}: interrupted; nothing was saved", file=sys.stderr)
+        return 130
+    except OSError as exc:  # a file or folder the user named or made: permissions, space, kind
+        where = f" {exc.filename}" if exc.filename else ""
+        print(
+            f"{name}: cannot use{where}: {exc.strerror or exc}; check the path and its permissions",
+            file=sys.stderr,
+        )
+        return 2
+    except Exception as exc:  # ours: one line, and how to see more
+        print(
+            f"{name}: internal error: {type(exc).__name__}: {one_line(str(exc))} (rerun with "
+            f"--debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """An exception's message on one line, cut at ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _run(args: list[str], name: str) -> int:
     try:
         cli.main(args=args, prog_name="morphsweep", standalone_mode=False)
     except click.exceptions.Exit as exc:  # --help, or a command's own status
@@ -117,9 +156,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.NoArgsIsHelpError as exc:  # `morphsweep` alone: its help
         print(exc.format_message(), file=sys.stderr)
         return 2
-    except click.exceptions.Abort:
-        print(f"{name}: interrupted", file=sys.stderr)
-        return 130
     except click.UsageError as exc:
         fix = (
             f"`{name} --help` lists its options"

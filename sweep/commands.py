@@ -14,14 +14,18 @@ from typing import Any
 import click
 import yaml
 
-from trainers.config import TrialConfig, yaml_error_text
+from trainers.config import MAX_IMAGE_SIZE, MAX_WIDTH, TrialConfig, load_yaml, yaml_error_text
 from trainers.errors import TrialConfigError
 from trainers.records import EPOCHS_SAVED
 
 from .config import load_sweep_config
 from .options import (
+    Interrupted,
+    Number,
     Port,
     UserError,
+    check_output,
+    check_port,
     config_option,
     exposure_warning,
     host_option,
@@ -36,8 +40,14 @@ from .store import SweepStore, ui_urls
 
 def parse_value(text: str, key: str = "") -> Any:
     """A ``--set`` value as YAML reads it; a word that YAML reads as nothing stays the word."""
+    if not text.strip():
+        raise TrialConfigError(
+            f"--set {key}= gives no value; write a value, or {key}=null to unset the field"
+        )
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml(text)
+    except ValueError as exc:
+        raise TrialConfigError(f"--set {key}: {text[:40]!r}... cannot be read: {exc}") from None
     except yaml.YAMLError as exc:
         raise TrialConfigError(
             f"--set {key}: {text!r} is not a plain YAML value ({yaml_error_text(exc)}); give a "
@@ -66,9 +76,19 @@ def train(config: str, output: str | None, pairs: tuple[str, ...], no_resume: bo
     if output:
         changes["output_dir"] = output
     trial_config = TrialConfig.from_yaml(config, changes)
+    check_output(trial_config.output_dir, "output_dir", directory=True)
     from trainers.trial import run_trial  # TensorFlow or JAX, as the config says
 
-    result = run_trial(trial_config, resume=not no_resume)
+    out = Path(trial_config.output_dir)
+    made = not out.exists()
+    try:
+        result = run_trial(trial_config, resume=not no_resume)
+    except KeyboardInterrupt:
+        raise Interrupted(saved_trial(out, config)) from None
+    except Exception:
+        if made and out.is_dir() and not any(p.is_file() for p in out.rglob("*")):
+            shutil.rmtree(out)  # a trial that failed before writing leaves no empty folder
+        raise
     outcome = result.outcome
     print(
         f"\n{result.cost_name}: seed {outcome.seed_cost:.4g} -> rebuilt {outcome.rebuilt_cost:.4g} "
@@ -76,6 +96,22 @@ def train(config: str, output: str | None, pairs: tuple[str, ...], no_resume: bo
     )
     print(f"structure: {result.structure_path}\nmodel:     {result.model_path}")
     print(f"metrics:   {result.metrics_path}")
+
+
+def saved_trial(output_dir: Path, config: str) -> str:
+    """What an interrupted trial left: its last checkpoint, and the command that resumes it."""
+    from trainers.checkpoint import Checkpoint
+
+    state = Checkpoint(output_dir / "checkpoint").state()
+    again = f"rerun `morphsweep train {config}` (with the same options) to resume"
+    if not state:
+        return (
+            f"no epoch had finished, so there is no checkpoint; {again.replace('resume', 'start')}"
+        )
+    return (
+        f"the checkpoint in {output_dir / 'checkpoint'} keeps {state.get('phase')} epoch "
+        f"{state.get('epoch')}; {again} from there"
+    )
 
 
 @click.command(help="Rebuild a model at a learned structure.")
@@ -88,13 +124,18 @@ def train(config: str, output: str | None, pairs: tuple[str, ...], no_resume: bo
 @click.option("-o", "--output", required=True, help="where to save the rebuilt .keras model")
 @click.option("--dataset", default="digits", help="what the seed was built for (input, classes)")
 @click.option("--input-shape", help="e.g. 32,32,3 (instead of --dataset)")
-@click.option("--num-classes", type=int, default=10)
-@click.option("--image-size", type=int, default=None)
-@click.option("--width", type=int, default=32, help="zoo model width (the trial's model_width)")
+@click.option("--num-classes", type=click.IntRange(min=1), default=10)
+@click.option("--image-size", type=click.IntRange(1, MAX_IMAGE_SIZE), default=None)
+@click.option(
+    "--width",
+    type=click.IntRange(1, MAX_WIDTH),
+    default=32,
+    help="zoo model width (the trial's model_width)",
+)
 @click.option("--keep-weights", is_flag=True, help="carry the surviving channels' weights")
 @click.option(
     "--min-channels",
-    type=int,
+    type=click.IntRange(min=0),
     default=None,
     help="raise every width to at least this (default: what the structure's cost counts)",
 )
@@ -105,13 +146,16 @@ def apply(
     from trainers.morphnet.keras3 import apply_structure, model_cost
     from trainers.preprocessing import Preprocessing, prepend
 
+    check_output(output, "--output")
     learned = Structure.load(structure)
     # the layers the trial put in front of the seed (augmentation, normalization), again
     preprocessing = Preprocessing.from_dict(learned.extra.get("preprocessing"))
     model = prepend(load_seed_model(**seed), preprocessing)
     # by default, the min_channels the structure's predicted cost was computed with
     floor = min_channels if min_channels is not None else learned.rebuild_min_channels
-    small = apply_structure(model, learned, keep_weights=keep_weights, min_channels=floor)
+    small = apply_structure(
+        model, learned, keep_weights=keep_weights, min_channels=floor, complete=True
+    )
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     small.save(output)
     old, new = model_cost(model), model_cost(small)
@@ -120,6 +164,20 @@ def apply(
         f"{small.count_params()}"
     )
     print(f"wrote {output}")
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``--input-shape 32,32,3``: one example's shape, positive integers."""
+    try:
+        shape = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape) or len(shape) > 4:
+        raise UserError(
+            f"--input-shape {text!r}: give 1 to 4 positive integers separated by commas, without "
+            f"the batch, e.g. 32,32,3"
+        )
+    return shape
 
 
 def load_seed_model(
@@ -136,8 +194,8 @@ def load_seed_model(
 
     if is_model_file(model):
         return load_model_file(model)
-    if input_shape:
-        shape, classes = tuple(int(d) for d in input_shape.split(",")), num_classes
+    if input_shape is not None:
+        shape, classes = parse_shape(input_shape), num_classes
     else:
         shape, classes = data_shape(dataset, 0, image_size)
     return build_model(model, shape, classes, width)
@@ -149,9 +207,12 @@ def load_seed_model(
 @click.option("--verbose", type=int, default=1, show_default=True)
 def run(config: str, address: str | None, verbose: int) -> None:
     sweep = load_sweep_config(config)
-    from .driver import run_sweep  # Ray
+    from .driver import SweepInterrupted, run_sweep  # Ray
 
-    summary = run_sweep(sweep, address=address, verbose=verbose)
+    try:
+        summary = run_sweep(sweep, address=address, verbose=verbose)
+    except SweepInterrupted as exc:
+        raise Interrupted(str(exc)) from None
     uri = sweep.resolved_tracking_uri
     store = SweepStore(uri, sweep.name)
     print(f"\nPareto front of sweep {sweep.name!r} (cost = rebuilt model, accuracy = retrained):")
@@ -201,8 +262,12 @@ def pareto(sweep: str, tracking_uri: str | None, config: str | None) -> None:
 @click.argument("sweep")
 @tracking_uri_option
 @config_option
-@click.option("--max-cost", type=float, help="the most accurate trial with cost <= this")
-@click.option("--min-accuracy", type=float, help="the cheapest trial with accuracy >= this")
+@click.option(
+    "--max-cost", type=Number(0, low_open=True), help="the most accurate trial with cost <= this"
+)
+@click.option(
+    "--min-accuracy", type=Number(0, 1), help="the cheapest trial with accuracy >= this (0-1)"
+)
 @click.option("--knee", is_flag=True, help="the knee of the front")
 @click.option(
     "--budget",
@@ -233,6 +298,7 @@ def pick_trial(sweep: str, output: str, force: bool, register_as: str | None, **
         raise UserError(
             f"{output!r} already exists; choose another --output or add --force to replace it"
         )
+    check_output(output, "--output")
     store = SweepStore(resolve_uri(how["tracking_uri"], how["config"]), sweep)
     if register_as is not None:
         store.check_registry()
@@ -296,6 +362,8 @@ def ui(
 ) -> None:
     uri = resolve_uri(tracking_uri, config)
     remote = uri.startswith(("http://", "https://"))
+    if not remote:
+        check_port(host, port)
     base = uri if remote else f"http://{host}:{port}"
     links: dict[str, str] = {}
     if sweep:

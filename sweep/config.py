@@ -37,6 +37,9 @@ from trainers.models import ZOO, is_model_file
 # Centres of the strength grid, as multipliers of 1 / seed cost, that suit each algorithm's
 # per-channel scale (gammas ~1, kernel RMS ~0.1, gate probabilities ~0.9).
 DEFAULT_CENTERS = {"gamma": 3.0, "group_lasso": 100.0, "logistic_sigmoid": 1.0}
+# A strength grid spans at most this many decades each way (10^30 x the centre is far past any
+# network's collapse) with at most this many points per decade: numbers that stay finite
+MAX_DECADES, MAX_POINTS = 30, 100
 # Trial fields the sweep sets for each trial; the sweep's `trial` block holds the shared rest.
 SWEEP_OWNED = frozenset(
     {"algorithm", "target", "strength", "multiplier", "seed", "baseline_width", "output_dir"}
@@ -96,9 +99,15 @@ class _Block(BaseModel):
 class StrengthGrid(_Block):
     """Log grid of multipliers around ``center`` (strength = multiplier / seed cost)."""
 
-    decades_below: NonNegative = 1.0
-    decades_above: NonNegative = 1.0
-    points_per_decade: PositiveCount = 2
+    decades_below: Annotated[NonNegative, Field(le=MAX_DECADES)] = Field(
+        default=1.0, description=f"in [0, {MAX_DECADES}] (decades of strength below the centre)"
+    )
+    decades_above: Annotated[NonNegative, Field(le=MAX_DECADES)] = Field(
+        default=1.0, description=f"in [0, {MAX_DECADES}] (decades of strength above the centre)"
+    )
+    points_per_decade: Annotated[PositiveCount, Field(le=MAX_POINTS)] = Field(
+        default=2, description=f"an integer in [1, {MAX_POINTS}]"
+    )
     center: Positive | dict[Algorithm, Positive] | None = Field(
         default=None, description="a multiplier > 0 (or one per algorithm)"
     )

@@ -10,11 +10,13 @@ the publishers (``sweep.plugins``). Only the current Tune API is used: ``ray.tun
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from typing import Any
 import ray
 from ray import tune
 
+from trainers.checkpoint import Checkpoint
+from trainers.config import TrialConfig
 from trainers.errors import TrialConfigError
 from trainers.records import EPOCHS_SAVED, SweepTiming, search_point_from_metrics
 from trainers.runtime import backend_env, current_backend, select_backend, setup_device
@@ -31,10 +35,10 @@ from .callback import TrackingCallback
 from .config import SweepConfig
 from .early_stop import EarlyStopRule
 from .plugins import Publisher, installed_publishers
-from .preflight import preflight, reuse_workers
+from .preflight import ClusterUnavailable, preflight, reuse_workers
 from .results import publish_pareto
 from .space import TrialSpec, baseline_trials, build_trials, seed_costs
-from .store import run_ended
+from .store import TAG_REASON, run_ended
 from .tracking import SweepTracker
 from .tune_search import AdaptiveSearcher, EarlyStopScheduler
 from .worker import trainable
@@ -81,6 +85,10 @@ def run_sweep(
     preflight(config, address)
     _setup_driver(str(config.trial.get("backend", "tensorflow")))
     costs = seed_costs(config)  # before any run is made: a seed that cannot be costed leaves none
+    if config.search == "grid":  # a changed config is refused before any run is made
+        check_checkpoints(config, build_trials(config, costs))
+    _init_ray(config, address, verbose)
+    check_resources(config)  # a trial no node can ever place fails now, not PENDING forever
     tracker = SweepTracker(
         config.resolved_tracking_uri,
         config.name,
@@ -92,7 +100,8 @@ def run_sweep(
     drawers = installed_publishers() if publishers is None else list(publishers)
     ran, times, started = 0, Times(), time.monotonic()
     if plan.has_work():
-        ran, times = _tune(config, plan, tracker, address, verbose, drawers)
+        with _ended_on_failure(config, tracker, plan):
+            ran, times = _tune(config, plan, tracker, address, verbose, drawers)
     timing = _timing(time.monotonic() - started, times)
     if times:
         tracker.log_parent_metrics(timing.metrics())
@@ -157,6 +166,23 @@ def _plan(config: SweepConfig, costs: dict[str, float], tracker: SweepTracker) -
     return Plan([s for s in specs if s.trial_id not in done], None)
 
 
+def check_checkpoints(config: SweepConfig, specs: Sequence[TrialSpec]) -> None:
+    """Refuse a rerun whose trials would resume checkpoints another config wrote (the sweep's
+    YAML changed, its name and workdir did not), naming the trial and the fields.
+
+    Raises:
+        TrialConfigError: before any run is made or trial started.
+    """
+    for spec in specs:
+        out = config.trials_dir() / spec.trial_id
+        if (out / "checkpoint" / "state.json").is_file():
+            now = TrialConfig.from_dict({**spec.config, "output_dir": str(out), "verbose": 0})
+            Checkpoint(out / "checkpoint").check_config(
+                json.loads(json.dumps(now.to_dict(), default=str)),
+                fresh=f"give the sweep another name or workdir, or remove {out} to start it fresh",
+            )
+
+
 def _setup_driver(backend: str) -> None:
     """The driver builds the seed network for its costs: on the trials' backend when Keras is not
     imported yet (a machine with JAX only never needs TensorFlow), else on the one it runs (the
@@ -214,6 +240,56 @@ def search_state_path(config: SweepConfig) -> Path:
     return Path(config.resolved_storage_path) / config.name / "adaptive_search.json"
 
 
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep; the message says what was kept and how to go on."""
+
+
+@contextlib.contextmanager
+def _ended_on_failure(config: SweepConfig, tracker: SweepTracker, plan: Plan) -> Iterator[None]:
+    """A sweep that stops before its end leaves no RUNNING parent run: Ctrl-C marks it KILLED
+    (its finished trials kept, the rest resumed by the same command), any other failure FAILED
+    with the reason; what the tracking queue holds is written first."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        ray.shutdown()  # the trials' workers, before the store is written
+        for trial_id, run in tracker.children().items():
+            if run.info.status == "RUNNING":
+                tracker.finish(trial_id, "KILLED", "interrupted (Ctrl-C); resumes on a rerun")
+        tracker.finish_sweep("KILLED")
+        done = len(tracker.finished_trials())
+        raise SweepInterrupted(
+            f"{done} of {len(plan.specs)} trials of sweep {config.name!r} are finished and "
+            f"tracked in {config.resolved_tracking_uri}; the others resume from their last "
+            f"epoch when you rerun the same `morphsweep run` command"
+        ) from None
+    except BaseException as exc:
+        tracker.set_tags(None, {TAG_REASON: f"{type(exc).__name__}: {exc}"[:500]})
+        tracker.finish_sweep("FAILED")
+        raise
+
+
+def check_resources(config: SweepConfig) -> None:
+    """Fail at once when no node of the cluster can ever give a trial what it asks for (a GPU on
+    a cluster without one would leave every trial PENDING forever)."""
+    wanted = {"CPU": config.cpus_per_trial, "GPU": config.gpus_per_trial}
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    for resource, amount in wanted.items():
+        if amount <= 0:
+            continue
+        most = max((float(n.get("Resources", {}).get(resource, 0.0)) for n in nodes), default=0.0)
+        if amount > most:
+            totals = ", ".join(
+                f"{n.get('NodeManagerAddress', '?')}: {n.get('Resources', {}).get(resource, 0):g}"
+                for n in nodes
+            )
+            key = "gpus" if resource == "GPU" else "cpus"
+            raise ClusterUnavailable(
+                f"each trial asks for {amount:g} {resource}, but no node has that many (per node: "
+                f"{totals or 'no nodes'}); lower resources.{key} or add a node that has them"
+            )
+
+
 def _init_ray(config: SweepConfig, address: str | None, verbose: int) -> None:
     if ray.is_initialized():
         return
@@ -240,6 +316,9 @@ def _tune(
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     _init_ray(config, address, verbose)
     Path(config.resolved_storage_path).mkdir(parents=True, exist_ok=True)
+    # Ctrl-C stops the sweep at once (KeyboardInterrupt, answered by _ended_on_failure): Tune's
+    # own handler would print how to resume with Tuner.restore, which is not how a sweep resumes
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     scheduler = _scheduler(config, plan)
     tune_config, param_space, grid = _tune_config(config, plan, scheduler)
     stopped = scheduler.stopped if scheduler is not None else {}

@@ -11,7 +11,14 @@ from typing import Any
 
 from trainers.config import TrialConfig
 from trainers.data import BUILTIN_SHAPES, data_shape
-from trainers.models import build_model, check_agrees, file_shape, is_model_file, load_model_file
+from trainers.models import (
+    build_model,
+    check_agrees,
+    check_input_size,
+    file_shape,
+    is_model_file,
+    load_model_file,
+)
 from trainers.morphnet.widths import seed_cost
 from trainers.streams import folder_classes
 
@@ -86,7 +93,9 @@ def seed_network(base: TrialConfig) -> Any:
     """
     if not is_model_file(base.model):
         shape, classes = data_shape(base.dataset, base.seed, base.image_size)
-        return build_model(base.model, shape, classes, base.model_width, base.seed)
+        built = build_model(base.model, shape, classes, base.model_width, base.seed)
+        check_input_size(base.model, built, shape)
+        return built
     model = load_model_file(base.model)
     shape, classes = file_shape(model)
     if base.dataset in BUILTIN_SHAPES or base.image_size is not None:
@@ -94,6 +103,7 @@ def seed_network(base: TrialConfig) -> Any:
     elif base.dataset.startswith("images:"):  # read at their own size: the trial checks it
         classes = folder_classes(base.dataset)
     check_agrees(base.model, model, base.dataset, shape, classes)
+    check_input_size(base.model, model, shape)
     return model
 
 

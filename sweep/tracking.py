@@ -51,25 +51,6 @@ class TrackingUnavailable(RuntimeError):
     """The tracking server or store cannot be reached."""
 
 
-def check_tracking(uri: str, timeout: float = 5.0) -> None:
-    """Fail at once, before any trial, when an HTTP tracking server does not answer."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
-            if response.status != 200:
-                raise TrackingUnavailable(
-                    f"MLflow tracking server {uri} answered {response.status} on /health"
-                )
-    except (urllib.error.URLError, OSError) as exc:
-        raise TrackingUnavailable(
-            f"cannot reach the MLflow tracking server at {uri} ({exc}); start it or fix "
-            f"tracking_uri (leave it empty for the local store)"
-        ) from exc
-
-
 def reachable(uri: str, timeout: float = 3.0) -> bool:
     """Whether the tracking store answers (an HTTP server's /health; a local store always)."""
     if not uri.startswith(("http://", "https://")):

@@ -11,6 +11,7 @@ Only Tune's function API is used: ``tune.report``, ``tune.get_checkpoint``, ``tu
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import tempfile
@@ -58,6 +59,11 @@ def setup_worker(backend: str, cpus: float) -> None:
     then imported and set up already (its settings cannot change once it runs, and every trial of
     a sweep asks for the same backend and resources), and Keras' state is cleared instead, so
     layer names and graphs start afresh as in a new process.
+
+    Python's garbage collector is kept off the objects that outlive trials (the imported
+    modules, the backend's state): they are frozen (``gc.freeze``) before each trial, so that
+    collecting what the last trial left walks that trial's objects only. A full collection over
+    everything took 0.5-7 s per reused worker and grew with every trial; this one takes ~0.3 s.
     """
     select_backend(backend)
     setup_device(backend, cpus)
@@ -65,7 +71,9 @@ def setup_worker(backend: str, cpus: float) -> None:
     if _TRIALS_IN_PROCESS:  # a fresh worker is left exactly as it starts
         from trainers.morphnet.keras3.backend import keras
 
-        keras.backend.clear_session()
+        keras.backend.clear_session(free_memory=False)
+        gc.collect()  # the last trial's garbage: everything older is frozen
+    gc.freeze()
     _TRIALS_IN_PROCESS += 1
 
 

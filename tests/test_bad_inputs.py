@@ -144,7 +144,23 @@ def npz(**arrays):
     return make
 
 
-RUN = ["run", "{dir}/sweep.yaml"]
+def _drop_a_layer(data):
+    data["layers"].pop(sorted(data["layers"])[0])
+
+
+def _channels_disagree(data):
+    layer = first_layer(data)
+    layer["alive_channels"] = layer["alive_channels"][:-1]
+
+
+def checkpoint_of(**config: Any) -> str:
+    """A trial checkpoint's state.json, as a run with ``config`` (over ``trial()``) left it."""
+    saved = {**trial(), **config}
+    return json.dumps({"phase": "learn", "epoch": 1, "trial_config": saved})
+
+
+RUN_AT = ["run", "{dir}/sweep.yaml"]
+RUN = RUN_AT
 TRAIN = ["train", "{dir}/trial.yaml"]
 APPLY = ["apply", "{dir}/s.json", "--model", "zoo:plain", "--width", "8", "-o", "{dir}/m.keras"]
 URI = ["--tracking-uri", "sqlite:///{keep}/mlflow.db"]
@@ -657,6 +673,245 @@ CASES += [
         files={"trial.yaml": trial(validation_split=1.5)},
     ),
 ]
+# ----- issue 24's classes: files that are no config, stores and outputs that cannot be used,
+# sizes that cannot work, structures that disagree with their model, checkpoints of other configs
+CASES += [
+    Case(
+        "config-binary",
+        TRAIN,
+        [r"trial\.yaml", r"not a text file"],
+        files={"trial.yaml": b"\x00\x01\xff\xfe"},
+        readme="a config file that is binary: named as not a text file",
+    ),
+    Case(
+        "sweep-config-binary",
+        RUN,
+        [r"sweep\.yaml", r"not a text file"],
+        files={"sweep.yaml": b"\xff\xfe\x00"},
+    ),
+    Case(
+        "config-directory",
+        ["train", "{dir}/conf"],
+        [r"conf", r"is a directory"],
+        files={"conf/readme.txt": "a folder, not a config"},
+        readme="a directory given as the config: named as a directory, not as missing",
+    ),
+    Case(
+        "sweep-config-directory", ["run", "{dir}/conf"], [r"is a directory"], files={"conf/x": "x"}
+    ),
+    Case(
+        "config-empty",
+        TRAIN,
+        [r"trial\.yaml", r"is empty"],
+        files={"trial.yaml": ""},
+        readme="an empty config file: refused instead of training the defaults",
+    ),
+    Case("sweep-config-empty", RUN, [r"is empty"], files={"sweep.yaml": "# nothing yet\n"}),
+    Case(
+        "config-a-list", TRAIN, [r"mapping", r"list"], files={"trial.yaml": "- model\n- dataset\n"}
+    ),
+    Case(
+        "tracking-uri-ftp",
+        RUN,
+        [r"ftp://", r"sqlite:///"],
+        files={"sweep.yaml": sweep(tracking_uri="ftp://example.org/mlflow")},
+        readme="a tracking URI MLflow cannot track to (`ftp://`, a bare path): the scheme is named",
+    ),
+    Case(
+        "pareto-tracking-uri-ftp",
+        ["pareto", "existing", "--tracking-uri", "ftp://x/y"],
+        [r"ftp://"],
+    ),
+    Case(
+        "pick-tracking-uri-bare-path",
+        ["pick", "existing", "--knee", "-o", "{dir}/p.json", "--tracking-uri", "{keep}/mlflow.db"],
+        [r"no scheme", r"sqlite:///"],
+    ),
+    Case(
+        "tracking-sqlite-no-directory",
+        RUN,
+        [r"nowhere", r"does not exist", r"not created"],
+        files={"sweep.yaml": sweep(tracking_uri="sqlite:///{dir}/nowhere/mlflow.db")},
+        readme="a `sqlite:` URI under a directory that does not exist: refused, no directory made",
+    ),
+    Case(
+        "tracking-sqlite-directory",
+        RUN,
+        [r"is a directory", r"mlflow\.db"],
+        files={"sweep.yaml": sweep(tracking_uri="sqlite:///{dir}/conf"), "conf/x": "x"},
+    ),
+    Case(
+        "pareto-no-store",
+        ["pareto", "existing", "--tracking-uri", "sqlite:///{dir}/none.db"],
+        [r"no MLflow store", r"none\.db"],
+        readme="`pareto`, `pick` or `ui` on a SQLite store that does not exist: refused, none made",
+    ),
+    Case(
+        "ui-no-store",
+        ["ui", "existing", "--tracking-uri", "sqlite:///{dir}/none.db"],
+        [r"no MLflow store"],
+    ),
+    Case(
+        "pareto-server-not-answering",
+        ["pareto", "existing", "--tracking-uri", "http://127.0.0.1:9"],
+        [r"127\.0\.0\.1:9", r"cannot reach"],
+        readme="`pareto`/`pick`/`ui` against a tracking server that does not answer: within seconds",
+    ),
+    Case(
+        "pick-server-not-answering",
+        [
+            "pick",
+            "existing",
+            "--knee",
+            "-o",
+            "{dir}/p.json",
+            "--tracking-uri",
+            "http://127.0.0.1:9",
+        ],
+        [r"cannot reach"],
+    ),
+    Case(
+        "train-output-under-a-file",
+        [*TRAIN, "-o", "{dir}/afile/out"],
+        [r"afile", r"not a folder"],
+        files={"trial.yaml": trial(), "afile": "a file"},
+        readme="an output path that cannot be written (`-o`, `--out`): refused before any work",
+    ),
+    Case(
+        "apply-output-under-a-file",
+        [*APPLY[:-1], "{dir}/afile/m.keras"],
+        [r"afile", r"not a folder"],
+        files={"s.json": structure_edit(lambda d: None), "afile": "a file"},
+    ),
+    Case(
+        "apply-output-a-directory",
+        [*APPLY[:-1], "{dir}/conf"],
+        [r"conf", r"is a directory"],
+        files={"s.json": structure_edit(lambda d: None), "conf/x": "x"},
+    ),
+    Case(
+        "pick-output-under-a-file",
+        ["pick", "existing", "--knee", "-o", "{dir}/afile/p.json", *URI],
+        [r"afile", r"not a folder"],
+        files={"afile": "a file"},
+    ),
+    Case(
+        "dashboard-out-a-file",
+        ["dashboard", "existing", "--no-serve", "--out", "{dir}/afile", *URI],
+        [r"afile", r"is a file"],
+        files={"afile": "a file"},
+    ),
+    Case(
+        "apply-corrupt-model-file",
+        ["apply", "{dir}/s.json", "--model", "{dir}/bad.keras", "-o", "{dir}/m.keras"],
+        [r"bad\.keras", r"not a Keras"],
+        files={"s.json": structure_edit(lambda d: None), "bad.keras": b"PK\x03\x04 not a zip"},
+        readme="a corrupt `.keras` file: named as not a Keras model file, not as missing",
+    ),
+    Case(
+        "apply-bad-input-shape",
+        [*APPLY, "--input-shape", "0,-1"],
+        [r"--input-shape '0,-1'", r"32,32,3"],
+        files={"s.json": structure_edit(lambda d: None)},
+        readme="`apply --input-shape` or `--width` values no network can take: refused by name",
+    ),
+    Case(
+        "apply-input-shape-words",
+        [*APPLY, "--input-shape", "a,b"],
+        [r"'a,b'"],
+        files={"s.json": structure_edit(lambda d: None)},
+    ),
+    Case(
+        "apply-width-huge",
+        [*APPLY[:4], "--width", "1000000", "-o", "{dir}/m.keras"],
+        [r"1000000", r"4096"],
+    ),
+    Case(
+        "apply-structure-missing-a-layer",
+        APPLY,
+        [r"lacks 1 prunable layer", r"export it again"],
+        files={"s.json": structure_edit(_drop_a_layer)},
+        readme="`apply` with a structure that lacks one of the model's layers, or whose "
+        "alive_channels disagree with its alive count: refused, naming the layer",
+    ),
+    Case(
+        "apply-structure-channels-disagree",
+        APPLY,
+        [r"alive_channels", r"must agree"],
+        files={"s.json": structure_edit(_channels_disagree)},
+    ),
+    Case(
+        "sweep-strengths-overflow",
+        RUN,
+        [r"decades_above", r"\[0, 30\]"],
+        files={"sweep.yaml": sweep(strengths={"decades_above": 400})},
+        readme="a strength grid whose numbers overflow: refused before the seed is costed",
+    ),
+    Case(
+        "sweep-max-concurrent-true",
+        RUN,
+        [r"max_concurrent", r"True"],
+        files={"sweep.yaml": sweep(max_concurrent=True)},
+        readme="`true` where a count goes (`max_concurrent: true`): refused, never taken as 1",
+    ),
+    Case(
+        "sweep-duplicate-algorithms",
+        RUN,
+        [r"'gamma' listed more than once"],
+        files={"sweep.yaml": sweep(algorithms=["gamma", "gamma"])},
+        readme="an algorithm listed twice: refused, not run once without a word",
+    ),
+    Case(
+        "image-smaller-than-strides",
+        TRAIN,
+        [r"1x1", r"image_size >= \d+"],
+        files={"trial.yaml": trial(model="zoo:resnet", dataset="digits", image_size=1)},
+        readme="images smaller than the network's strides (`image_size: 1`): refused, the "
+        "smallest size named",
+    ),
+    Case(
+        "sweep-image-smaller-than-strides",
+        RUN,
+        [r"2x2", r"image_size >= \d+"],
+        files={
+            "sweep.yaml": sweep(
+                **{"trial.model": "zoo:resnet", "trial.dataset": "digits", "trial.image_size": 2}
+            )
+        },
+    ),
+    Case(
+        "trial-width-huge",
+        TRAIN,
+        [r"model_width", r"4096"],
+        files={"trial.yaml": trial(model_width=100000)},
+    ),
+    Case(
+        "checkpoint-of-another-config",
+        TRAIN,
+        [r"different trial config", r"batch_size: 4 -> 8", r"--no-resume"],
+        files={"trial.yaml": trial(), "out/checkpoint/state.json": checkpoint_of(batch_size=4)},
+        readme="rerunning with a changed config on the same output directory: the changed "
+        "fields are named, with the flag that starts fresh",
+    ),
+    Case(
+        "sweep-checkpoint-of-another-config",
+        RUN,
+        [r"different trial config", r"epochs: 3 -> 1", r"another name or workdir"],
+        files={
+            "sweep.yaml": sweep(),
+            "storage/bad-input/trials/baseline-flops-w1-s0/checkpoint/state.json": checkpoint_of(
+                epochs=3
+            ),
+        },
+    ),
+    Case(
+        "set-extra-not-a-mapping",
+        [*TRAIN, "--set", "extra=notadict"],
+        [r"extra must be a mapping", r"'notadict'"],
+        files={"trial.yaml": trial()},
+    ),
+]
+
 
 BY_ID = {case.id: case for case in CASES}
 
@@ -704,10 +959,10 @@ def registered(keep: Path) -> list[str]:
 
 
 def snapshot(root: Path) -> dict[str, str]:
+    """Every file's hash and every folder under ``root`` (a new empty folder is a change too)."""
     return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "/"
         for p in sorted(root.rglob("*"))
-        if p.is_file()
     }
 
 
@@ -741,6 +996,11 @@ def trip_wires(monkeypatch):
     import sweep.driver
 
     monkeypatch.setattr(sweep.driver, "_tune", training)
+    yield
+    import ray
+
+    if ray.is_initialized():  # a sweep that got as far as its cluster: no Ray left behind
+        ray.shutdown()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -792,9 +1052,245 @@ def test_the_trip_wires_catch_training(keep, tmp_path, monkeypatch, trip_wires):
     directory.mkdir()
     (directory / "trial.yaml").write_text(yaml.safe_dump(trial(output_dir=str(directory / "out"))))
     with pytest.raises(AssertionError, match="training started"):
-        main(["train", str(directory / "trial.yaml")])
+        main(["--debug", "train", str(directory / "trial.yaml")])  # --debug: let it through
     good = sweep(tracking_uri=f"sqlite:///{directory / 'mlflow.db'}")
     text = fill(yaml.safe_dump(good), directory, keep)
     (directory / "sweep.yaml").write_text(text)
     with pytest.raises(AssertionError, match="training started"):
-        main(["run", str(directory / "sweep.yaml")])
+        main(["--debug", "run", str(directory / "sweep.yaml")])
+
+
+# ----- the generic check: every command, every input it takes, a set of hostile values --------
+# (issue 24) Each must end with exit 2, one message naming the input, no traceback, within 15 s,
+# and nothing on disk changed. The values are not chosen per slot: any slot must refuse them all.
+HOSTILE_FILES: dict[str, Any] = {
+    "empty": "",
+    "binary": b"\x00\xff\xfe\x01" * 64,
+    "directory": None,  # a folder where the file goes
+    "missing": ...,  # nothing there
+    "huge-number": "9" * 5000 + "\n",
+    "a-list": "[1, 2, 3]\n",
+    "nan": ".nan\n",
+}
+HOSTILE_VALUES = ["", "nan", "inf", "-1", "1e400", "true", "[]", "abc"]
+STRUCTURE = "{keep}/structure.json"
+APPLY_KEPT = ["apply", STRUCTURE, "--model", "zoo:plain", "--width", "8", "-o", "{dir}/m.keras"]
+FILE_SLOTS = {  # slot -> (argv with {input}, what the message must name)
+    "train-config": (["train", "{input}.yaml"], "input.yaml"),
+    "run-config": (["run", "{input}.yaml"], "input.yaml"),
+    "submit-config": (["submit", "{input}.yaml", "--address", "http://127.0.0.1:9"], "input.yaml"),
+    "apply-structure": (
+        ["apply", "{input}.json", "--model", "zoo:plain", "-o", "{dir}/m.keras"],
+        "input.json",
+    ),
+    "apply-model-file": (
+        ["apply", STRUCTURE, "--model", "{input}.keras", "-o", "{dir}/m.keras"],
+        "input.keras",
+    ),
+}
+VALUE_SLOTS = {  # slot -> (argv with {value}, what the message must name)
+    "set-learning-rate": ([*TRAIN, "--set", "learning_rate={value}"], "learning_rate"),
+    "set-epochs": ([*TRAIN, "--set", "epochs={value}"], "epochs"),
+    "set-model-width": ([*TRAIN, "--set", "model_width={value}"], "model_width"),
+    "set-image-size": ([*TRAIN, "--set", "image_size={value}"], "image_size"),
+    "sweep-max-concurrent": (["run", "{dir}/max_concurrent.yaml"], "max_concurrent"),
+    "sweep-retries": (["run", "{dir}/retries.yaml"], "retries"),
+    "sweep-budget-tolerance": (["run", "{dir}/budget_tolerance.yaml"], "budget_tolerance"),
+    "sweep-decades-above": (["run", "{dir}/decades_above.yaml"], "decades_above"),
+    "sweep-gpus": (["run", "{dir}/gpus.yaml"], "gpus"),
+    "apply-width": ([*APPLY_KEPT, "--width", "{value}"], "--width"),
+    "apply-input-shape": ([*APPLY_KEPT, "--input-shape", "{value}"], "--input-shape"),
+    "apply-min-channels": ([*APPLY_KEPT, "--min-channels", "{value}"], "--min-channels"),
+    "apply-num-classes": ([*APPLY_KEPT, "--num-classes", "{value}"], "--num-classes"),
+    "pick-max-cost": (
+        ["pick", "existing", "-o", "{dir}/p.json", *URI, "--max-cost", "{value}"],
+        "--max-cost",
+    ),
+    "pick-min-accuracy": (
+        ["pick", "existing", "-o", "{dir}/p.json", *URI, "--min-accuracy", "{value}"],
+        "--min-accuracy",
+    ),
+    "pick-budget": (
+        ["pick", "existing", "-o", "{dir}/p.json", *URI, "--budget", "flops={value}"],
+        "--budget",
+    ),
+    "ui-port": (["ui", *URI, "--port", "{value}"], "port"),
+    "dashboard-port": (["dashboard", "existing", *URI, "--port", "{value}"], "port"),
+}
+HOSTILE_URIS = [
+    "",
+    "ftp://x/y",
+    "sqlite:////nonexistent-morphsweep/m.db",
+    "http://127.0.0.1:9",
+    "{dir}",
+    "sqlite:///{dir}/input.db",
+]
+URI_SLOTS = {
+    "pareto": ["pareto", "existing"],
+    "pick": ["pick", "existing", "--knee", "-o", "{dir}/p.json"],
+    "ui": ["ui", "existing"],
+    "dashboard": ["dashboard", "existing", "--no-serve"],
+}
+SWEEP_FIELDS = {
+    "max_concurrent": "max_concurrent",
+    "retries": "retries",
+    "budget_tolerance": "budget_tolerance",
+    "decades_above": "strengths.decades_above",
+    "gpus": "resources.gpus",
+}
+
+
+def hostile_cases() -> list[Any]:
+    cases = []
+    for slot, (argv, names) in FILE_SLOTS.items():
+        for kind in HOSTILE_FILES:
+            cases.append(pytest.param(slot, kind, argv, names, id=f"{slot}-{kind}"))
+    for slot, (argv, names) in VALUE_SLOTS.items():
+        for i, value in enumerate(HOSTILE_VALUES):
+            cases.append(
+                pytest.param(slot, value, argv, names, id=f"{slot}-{i}-{value or 'empty'}")
+            )
+    for slot, argv in URI_SLOTS.items():
+        for i, uri in enumerate(HOSTILE_URIS):
+            cases.append(pytest.param(f"uri-{slot}", uri, argv, "", id=f"uri-{slot}-{i}"))
+    return cases
+
+
+def _prepare(slot: str, value: Any, directory: Path, keep: Path) -> list[str]:
+    """The case's files; the extra arguments it adds."""
+    (directory / "trial.yaml").write_text(yaml.safe_dump(trial(output_dir=str(directory / "out"))))
+    if slot in FILE_SLOTS:
+        suffix = Path(FILE_SLOTS[slot][0][1 if slot != "apply-model-file" else 3]).suffix
+        path = directory / f"input{suffix}"
+        content = HOSTILE_FILES[value]
+        if content is None:
+            path.mkdir()
+        elif content is not ...:
+            path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        return []
+    if slot.startswith("sweep-"):
+        field_name = slot.removeprefix("sweep-").replace("-", "_")
+        block, _, key = SWEEP_FIELDS[field_name].rpartition(".")
+        config = sweep()
+        text = fill(yaml.safe_dump(config), directory, keep)
+        # the value exactly as a user types it into the YAML
+        line = f"{key}: {value}" if not block else f"{block}: {{{key}: {value}}}"
+        (directory / f"{field_name}.yaml").write_text(text + line + "\n")
+        return []
+    if slot.startswith("uri-"):
+        (directory / "input.db").write_bytes(b"\x00\xff not a database" * 8)
+        return ["--tracking-uri", fill(value, directory, keep)]
+    return []
+
+
+@pytest.mark.parametrize(("slot", "value", "argv", "names"), hostile_cases())
+def test_hostile_input(slot, value, argv, names, keep, tmp_path, monkeypatch, capsys, trip_wires):
+    """Any command, any input, any hostile value: exit 2, one message naming the input, no
+    traceback, within 15 s, nothing on disk changed."""
+    import time
+
+    from sweep.cli import main
+
+    directory = tmp_path / "case"
+    directory.mkdir()
+    extra = _prepare(slot, value, directory, keep)
+    monkeypatch.chdir(directory)
+    before, before_case = snapshot(keep), snapshot(directory)
+    args = [
+        fill(a, directory, keep)
+        .replace("{input}", str(directory / "input"))
+        .replace("{value}", value if isinstance(value, str) else "")
+        for a in argv
+    ]
+    started = time.monotonic()
+    code = main([*args, *extra])
+    took = time.monotonic() - started
+    captured = capsys.readouterr()
+    text = "\n".join(t for t in (captured.err, captured.out) if t.strip())
+    assert code == 2, text
+    assert "Traceback" not in text, text
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert 1 <= len(lines) <= 3, text
+    if names:
+        assert names in text, (names, text)
+    assert took < 15, f"{took:.1f} s: {text}"
+    assert snapshot(keep) == before
+    assert snapshot(directory) == before_case, text
+
+
+def test_a_port_in_use_is_refused(keep, tmp_path, capsys):
+    """`ui` and `dashboard` on a port another server holds: exit 2 naming it, no links printed."""
+    import socket
+
+    from sweep.cli import main
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = str(held.getsockname()[1])
+        uri = f"sqlite:///{keep / 'mlflow.db'}"
+        for argv in (
+            ["ui", "existing", "--tracking-uri", uri, "--port", port],
+            [
+                "dashboard",
+                "existing",
+                "--tracking-uri",
+                uri,
+                "--port",
+                port,
+                "--out",
+                str(tmp_path / "d"),
+            ],
+        ):
+            assert main(argv) == 2
+            text = capsys.readouterr()
+            assert f"127.0.0.1:{port}" in text.err and "choose another --port" in text.err
+            assert "http://" not in text.out  # no links to whatever holds the port
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_failure_of_ours_is_one_line_and_debug_shows_it(tmp_path, monkeypatch, capsys):
+    """An exception no check foresaw: exit 1, one line naming it and --debug; --debug raises it."""
+    import trainers.trial
+    from sweep.cli import main
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug\nover two lines")
+
+    monkeypatch.setattr(trainers.trial, "run_trial", broken)
+    (tmp_path / "trial.yaml").write_text(yaml.safe_dump(trial(output_dir=str(tmp_path / "out"))))
+    assert main(["train", str(tmp_path / "trial.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "morphsweep train: internal error: RuntimeError: a bug over two lines (rerun with "
+        "--debug for the traceback, and please report it)"
+    )
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["train", str(tmp_path / "trial.yaml"), "--debug"])
+    assert not (tmp_path / "out").exists()  # the failed trial left no empty folder
+
+
+def test_gpus_no_node_has_fail_at_once(tmp_path):
+    """A sweep asking for a GPU where no node has one (this machine) fails as soon as Ray is up,
+    naming the nodes' totals, with no MLflow run made (instead of trials PENDING forever)."""
+    import os
+    import subprocess
+    import sys
+
+    config = sweep(resources={"gpus": 1}, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (tmp_path / "sweep.yaml").write_text(fill(yaml.safe_dump(config), tmp_path, tmp_path))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-m", "sweep.cli", "run", str(tmp_path / "sweep.yaml")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("morphsweep run: each trial asks for 1 GPU, but no node has"), last
+    assert "resources.gpus" in last
+    assert not (tmp_path / "mlflow.db").exists()  # no sweep was recorded

@@ -8,6 +8,7 @@ the translation of pydantic's errors into our messages live here; the sweep's co
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -29,6 +30,9 @@ from .morphnet.algorithms import ALGORITHMS, BACKENDS, DEFAULT_THRESHOLDS
 from .preprocessing import check_augment
 
 TARGETS = ("flops", "model_size", "latency", "activations")
+# the widest zoo network and the largest images a trial builds (past these, a typo such as
+# 32000 for 32 would fill the memory before the first step)
+MAX_WIDTH, MAX_IMAGE_SIZE = 4096, 4096
 
 if TYPE_CHECKING:
     Algorithm = str
@@ -99,11 +103,15 @@ class TrialConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", title="trial config")
 
     model: str = "zoo:resnet"
-    model_width: PositiveCount = 32
+    model_width: Annotated[PositiveCount, Field(le=MAX_WIDTH)] = Field(
+        default=32, description=f"an integer in [1, {MAX_WIDTH}]"
+    )
     init: Literal["pretrained", "scratch"] = "scratch"
     retrain_init: Literal["scratch", "kept"] = "scratch"
     dataset: str = "digits"
-    image_size: PositiveCount | None = None
+    image_size: Annotated[PositiveCount, Field(le=MAX_IMAGE_SIZE)] | None = Field(
+        default=None, description=f"an integer in [1, {MAX_IMAGE_SIZE}] (pixels a side)"
+    )
     validation_split: Annotated[Real, Field(gt=0, lt=1)] = 0.2
     steps_per_epoch: PositiveCount | None = None
     augment: tuple[str, ...] = ()
@@ -288,21 +296,85 @@ def _walk(model: Any, parts: tuple[str, ...]) -> tuple[Any, Any]:
     return model, field
 
 
-def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
-    """The mapping a YAML file holds; only plain YAML is read (``!!python`` tags are refused)."""
+# YAML 1.1 (PyYAML) reads 1e-3 and 2e5 as strings: only 1.0e-3 is a float there. Users write
+# them anyway, so numbers are read as YAML 1.2 reads them (the resolver below adds exponents
+# without a dot, and keeps everything else of plain safe YAML)
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+
+
+def yaml_loader() -> Any:
+    """PyYAML's safe loader, reading numbers as YAML 1.2 does (``1e-3`` is a float)."""
     import yaml
 
-    if not Path(path).is_file():
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+    return Loader
+
+
+def load_yaml(text: str) -> Any:
+    """Plain YAML (no ``!!python`` tags), numbers as YAML 1.2 reads them."""
+    import yaml
+
+    return yaml.load(text, Loader=yaml_loader())  # noqa: S506 (a SafeLoader subclass)
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """The mapping a YAML file holds; only plain YAML is read (``!!python`` tags are refused).
+
+    A missing path, a folder, a file that cannot be read or is not text, an empty file and a
+    file that holds something other than a mapping are each refused by name.
+    """
+    import yaml
+
+    where = Path(path)
+    if where.is_dir():
+        raise TrialConfigError(f"{what} {str(path)!r} is a directory; give the YAML file in it")
+    if not where.is_file():
         raise TrialConfigError(f"{what} {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        text = where.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise TrialConfigError(
+            f"{what} {str(path)!r} cannot be read ({exc.strerror}); check its permissions"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise TrialConfigError(
+            f"{what} {str(path)!r} is not a text file (byte {exc.start} is not UTF-8); give "
+            f"the YAML file"
+        ) from exc
+    if "\0" in text:
+        raise TrialConfigError(f"{what} {str(path)!r} is not a text file; give the YAML file")
+    try:
+        data = load_yaml(text)
+    except ValueError as exc:  # a number too long to convert
+        raise TrialConfigError(f"{what} {str(path)!r} cannot be read as YAML: {exc}") from None
     except yaml.YAMLError as exc:
         raise TrialConfigError(
             f"{what} {str(path)!r} is not valid YAML: {yaml_error_text(exc)}; only plain YAML is "
             f"read (no !!python tags)"
         ) from exc
+    if data is None:
+        raise TrialConfigError(
+            f"{what} {str(path)!r} is empty; write its fields (the README's examples show them)"
+        )
     if not isinstance(data, dict):
-        raise TrialConfigError(f"{what} {str(path)!r} must be a mapping of fields")
+        raise TrialConfigError(
+            f"{what} {str(path)!r} must be a mapping of fields, but it holds a "
+            f"{type(data).__name__}"
+        )
     return data
 
 

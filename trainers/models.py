@@ -290,3 +290,44 @@ def build_model(
             f"model function {spec!r} must return a keras.Model, got {type(model).__name__}"
         )
     return model
+
+
+def total_stride(model: Any) -> int:
+    """How many times over the network shrinks its input at most: the product of the strides
+    (convolutions, pooling) along its most downsampling path, nested models included."""
+    reached: dict[int, int] = {}
+    for operation in getattr(model, "operations", getattr(model, "layers", [])):
+        own = (
+            total_stride(operation) if hasattr(operation, "operations") else _own_stride(operation)
+        )
+        for node in getattr(operation, "_inbound_nodes", []):
+            before = max((reached.get(id(t), 1) for t in node.input_tensors), default=1)
+            for tensor in node.output_tensors:
+                reached[id(tensor)] = before * own
+    return max(reached.values(), default=1)
+
+
+def _own_stride(layer: Any) -> int:
+    strides = getattr(layer, "strides", None)
+    if strides is None:
+        return 1
+    values = strides if isinstance(strides, list | tuple) else (strides,)
+    return max((int(s) for s in values), default=1)
+
+
+def check_input_size(spec: str, model: Any, shape: tuple[int, ...]) -> None:
+    """Refuse images smaller than the network's total stride (it would shrink them to nothing
+    and train on padding).
+
+    Raises:
+        TrialConfigError: naming the image size, the stride and the fix.
+    """
+    if len(shape) != 3:  # not images
+        return
+    stride = total_stride(model)
+    if min(shape[0], shape[1]) < stride:
+        raise TrialConfigError(
+            f"images of {shape[0]}x{shape[1]} are smaller than what model {spec!r} downsamples by "
+            f"({stride}x: its strides multiplied along its deepest path); give image_size >= "
+            f"{stride} or a shallower model"
+        )

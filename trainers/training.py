@@ -7,6 +7,7 @@ records the epoch (``records.Epoch``), saves the checkpoint and reports both.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -79,10 +80,20 @@ class Progress:
     change as they go (the epoch callback counts steps and time into it).
     """
 
-    def __init__(self, checkpoint: Checkpoint, reporter: Reporter, resume: bool) -> None:
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        reporter: Reporter,
+        resume: bool,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self.checkpoint = checkpoint
         self.reporter = reporter
+        # the trial's config as JSON reads it back: what a checkpoint is checked against
+        self.config = json.loads(json.dumps(config or {}, default=str))
         self.state = checkpoint.state() if resume else None
+        if self.state:
+            checkpoint.check_config(self.config)
         saved = self.state or {}
         self.history: list[dict[str, Any]] = list(saved.get("history", []))
         self.warnings: list[str] = list(saved.get("warnings", []))
@@ -97,6 +108,13 @@ class Progress:
     def phase(self) -> str:
         """The phase the last run stopped in (learn for a trial that has not run yet)."""
         return str((self.state or {}).get("phase", LEARN))
+
+    def resumed_from(self) -> str | None:
+        """Where a resumed trial picks up (``learn epoch 2, step 46``); None for a fresh one."""
+        if not self.state:
+            return None
+        state = self.state
+        return f"{state.get('phase', LEARN)} epoch {state.get('epoch', 0)}, step {self.step}"
 
     @property
     def trial_seconds(self) -> float:
@@ -142,6 +160,7 @@ class Progress:
             "initial_term": fit.initial_term,
             "train_seconds": self.train_seconds,
             "trial_seconds": self.trial_seconds,
+            self.checkpoint.CONFIG: self.config,
         }
         checkpoint = self.checkpoint.save(fit.checkpointed, fit.optimizer, state)
         self.reporter.report(metrics, checkpoint)

@@ -21,6 +21,7 @@ from .data import Dataset, check_dataset_spec, load_dataset
 from .models import (
     build_model,
     check_agrees,
+    check_input_size,
     check_model_spec,
     is_model_file,
     load_model_file,
@@ -100,7 +101,15 @@ def run_trial(
         TrialFailed: a NaN loss; the reason names the epoch and step.
     """
     out = Path(config.output_dir).resolve()
-    progress = Progress(Checkpoint(out / "checkpoint"), reporter or ConsoleReporter(), resume)
+    progress = Progress(
+        Checkpoint(out / "checkpoint"), reporter or ConsoleReporter(), resume, config.to_dict()
+    )
+    if progress.resumed_from() and reporter is None:  # on the console: say where it goes on
+        print(
+            f"resuming the trial in {out} after {progress.resumed_from()} "
+            "(--no-resume starts fresh)",
+            flush=True,
+        )
     select_backend(config.backend)
     with _dtype_policy(config.mixed_precision):
         setup = _set_up(config, out)
@@ -137,7 +146,7 @@ def _set_up(config: TrialConfig, out: Path) -> Setup:
     data.check()
     if seed_file is not None:
         check_agrees(config.model, seed_file, config.dataset, data.input_shape, data.num_classes)
-    out.mkdir(parents=True, exist_ok=True)
+        check_input_size(config.model, seed_file, data.input_shape)
     set_determinism(config.seed, config.deterministic)
     train_ds, val_ds = data.batches(config.batch_size, config.seed, config.steps_per_epoch)
     jit_compile = resolve_jit_compile(config.jit_compile, config.backend)
@@ -147,6 +156,7 @@ def _set_up(config: TrialConfig, out: Path) -> Setup:
         built = build_model(
             config.model, data.input_shape, data.num_classes, config.model_width, config.seed
         )
+        check_input_size(config.model, built, data.input_shape)
         seed_model = prepend(built, preprocessing, config.seed)
     else:  # the trained network's accuracy, before learning starts from it or from scratch
         trained = prepend(seed_file, preprocessing, config.seed)
@@ -155,6 +165,7 @@ def _set_up(config: TrialConfig, out: Path) -> Setup:
         if not config.starts_pretrained:
             fresh = reinitialized(seed_file, config.seed)
             seed_model = prepend(fresh, preprocessing, config.seed)
+    out.mkdir(parents=True, exist_ok=True)  # every check passed: the trial writes from here on
     seed_graph, _ = read_model(seed_model)
     target = target_of(config)
     return Setup(

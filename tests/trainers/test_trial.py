@@ -198,15 +198,20 @@ def test_a_save_killed_midway_leaves_the_last_checkpoint_whole(tmp_path, monkeyp
     first = [w.copy() for w in model.get_weights()]
     model.set_weights([w + 1.0 for w in first])
 
+    savez, calls = checkpoint_module.np.savez, []
+
     def killed(*args, **kwargs):  # the process dies after the new weights, before the rest
-        raise KeyboardInterrupt("killed")
+        calls.append(args[0])
+        if len(calls) > 1:
+            raise KeyboardInterrupt("killed")
+        savez(*args, **kwargs)
 
     monkeypatch.setattr(checkpoint_module.np, "savez", killed)
     with pytest.raises(KeyboardInterrupt):
         ckpt.save(model, optimizer, {"phase": "learn", "epoch": 2})
     monkeypatch.undo()
     # the new weights file is there, but the checkpoint is still epoch 1's, and whole
-    assert (tmp_path / "checkpoint" / "model-2.weights.h5").is_file()
+    assert (tmp_path / "checkpoint" / "model-2.weights.npz").is_file()
     assert ckpt.state() == {"phase": "learn", "epoch": 1}
     restored = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     ckpt.restore(restored, keras.optimizers.Adam(1e-3))
@@ -216,7 +221,7 @@ def test_a_save_killed_midway_leaves_the_last_checkpoint_whole(tmp_path, monkeyp
     ckpt.save(model, optimizer, {"phase": "learn", "epoch": 2})
     assert ckpt.state() == {"phase": "learn", "epoch": 2}
     names = sorted(p.name for p in (tmp_path / "checkpoint").iterdir())
-    assert names == ["model-3.weights.h5", "optimizer-3.npz", "state.json"]
+    assert names == ["model-3.weights.npz", "optimizer-3.npz", "state.json"]
     ckpt.restore(restored, keras.optimizers.Adam(1e-3))
     for got, want in zip(restored.get_weights(), first, strict=True):
         np.testing.assert_array_equal(got, want + 1.0)

@@ -179,13 +179,26 @@ class Structure:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Structure:
         path = Path(path)
+        if path.is_dir():
+            raise StructureError(f"structure file {str(path)!r} is a directory; give the JSON file")
         if not path.is_file():
             raise StructureError(f"structure file {str(path)!r} does not exist")
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise StructureError(
+                f"structure file {str(path)!r} is not a text file (byte {exc.start} is not UTF-8)"
+            ) from exc
+        except ValueError as exc:  # not JSON, or a number too long to read
             raise StructureError(f"structure file {str(path)!r} is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
+        except OSError as exc:
+            raise StructureError(
+                f"structure file {str(path)!r} cannot be read ({exc.strerror})"
+            ) from exc
+        try:
+            return cls.from_dict(data)
+        except StructureError as exc:
+            raise StructureError(f"structure file {str(path)!r}: {exc}") from None
 
     def save_alive_counts(self, base_dir: str | os.PathLike[str], step: int) -> Path:
         """Write the flat view to ``<base_dir>/learned_structure/alive_<step>``, as the original."""

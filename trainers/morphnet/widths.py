@@ -141,6 +141,32 @@ def check_structure(graph: Graph, structure: Structure) -> None:
         )
 
 
+def check_complete(
+    graph: Graph, structure: Structure, exempt: set[str] | frozenset = frozenset()
+) -> None:
+    """Raise StructureError unless ``structure`` is whole as an export writes it: every prunable
+    layer of ``graph``'s model there (but ``exempt``: the output layers, which keep their width
+    and which a trial's structure leaves out), each alive count equal to its alive channels."""
+    missing = [
+        name
+        for name, info in graph.layers.items()
+        if info.prunable_op is not None and name not in structure.layers and name not in exempt
+    ]
+    if missing:
+        raise StructureError(
+            f"the structure lacks {len(missing)} prunable layer(s) of model {graph.model_name!r}: "
+            f"{missing[:5]}; an exported structure lists every one (it was made for another "
+            f"model or edited: export it again)"
+        )
+    for name, layer in structure.layers.items():
+        if len(set(layer.alive_channels)) != layer.alive:
+            raise StructureError(
+                f"layer {name!r} has alive={layer.alive} but its alive_channels list "
+                f"{len(set(layer.alive_channels))} distinct channels; the two must agree (export "
+                f"the structure again)"
+            )
+
+
 def widths_cost(
     graph: Graph, target: Target, ids: ChannelMap, ops: Sequence[int] | None = None
 ) -> float:

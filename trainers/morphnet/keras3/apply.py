@@ -18,6 +18,7 @@ from ..graph import SUPPORTED_OPS
 from ..structure import Structure
 from ..widths import (
     channel_map,
+    check_complete,
     check_structure,
     keep_full_width,
     layer_channel_maps,
@@ -130,6 +131,7 @@ def apply_structure(
     min_channels: int = 0,
     keep_outputs: bool = True,
     layer_handlers: Mapping[type, LayerSpec | LayerHandler] | None = None,
+    complete: bool = False,
 ) -> Any:
     """A new model of the same topology with the widths of ``structure``.
 
@@ -140,11 +142,15 @@ def apply_structure(
         min_channels: raise every width to at least this; with 0, a layer pruned to zero channels
             is removed when only merges (concat, add) consume it, and is an error otherwise.
         keep_outputs: keep layers whose channels are model outputs (the logits) at full width.
+        complete: refuse a structure that lacks a prunable layer of the model (output layers
+            aside), as a file a user brings should not.
     """
     structure = _as_structure(structure)
     specs = layer_specs(layer_handlers)
     graph, _ = read_model(model, specs)
     check_structure(graph, structure)
+    if complete:
+        check_complete(graph, structure, exempt=set(output_layers(graph)))
     if keep_outputs:
         structure = keep_full_width(structure, output_layers(graph))
     if min_channels:
