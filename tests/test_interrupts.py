@@ -28,17 +28,17 @@ ENV = {
 
 
 def start(args: list[str], cwd: Path) -> tuple[subprocess.Popen, list[str]]:
-    """The command, its output lines collected as they come."""
+    """The command; its stderr lines (where the message goes), collected as they come."""
     process = subprocess.Popen(
         [sys.executable, "-m", "sweep.cli", *args],
         cwd=cwd,
         env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
     )
     lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()
+    threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()
     return process, lines
 
 
@@ -121,7 +121,9 @@ def test_ctrl_c_during_run_ends_the_sweep_cleanly_and_resumes(tmp_path):
         "workdir": str(tmp_path / "work"),
     }
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
-    trials = tmp_path / "work" / "interrupted" / "trials"
+    from sweep.config import load_sweep_config
+
+    trials = load_sweep_config(tmp_path / "sweep.yaml").trials_dir()
 
     def first_epoch_saved() -> bool:
         return any(trials.glob("*/checkpoint/state.json"))
