@@ -73,7 +73,7 @@ def overrides(pairs: Sequence[str]) -> dict[str, Any]:
 @click.option("--no-resume", is_flag=True, help="start over even if a checkpoint exists")
 def train(config: str, output: str | None, pairs: tuple[str, ...], no_resume: bool) -> None:
     changes = overrides(pairs)
-    if output:
+    if output is not None:  # -o "" is refused below, not ignored
         changes["output_dir"] = output
     trial_config = TrialConfig.from_yaml(config, changes)
     check_output(trial_config.output_dir, "output_dir", directory=True)

@@ -778,6 +778,12 @@ CASES += [
         readme="an output path that cannot be written (`-o`, `--out`): refused before any work",
     ),
     Case(
+        "train-output-empty",
+        [*TRAIN, "-o", ""],
+        [r"output_dir is empty"],
+        files={"trial.yaml": trial()},
+    ),
+    Case(
         "apply-output-under-a-file",
         [*APPLY[:-1], "{dir}/afile/m.keras"],
         [r"afile", r"not a folder"],
