@@ -360,7 +360,8 @@ def chosen_row(store: SweepStore, how: dict[str, Any]) -> Any:
 def ui(
     sweep: str | None, tracking_uri: str | None, config: str | None, host: str, port: int
 ) -> None:
-    uri = resolve_uri(tracking_uri, config)
+    # with no sweep named, the UI may open a local store that does not exist yet (MLflow makes it)
+    uri = resolve_uri(tracking_uri, config, reading=sweep is not None)
     remote = uri.startswith(("http://", "https://"))
     if not remote:
         check_port(host, port)

@@ -94,7 +94,7 @@ def host_option(what: str) -> Any:
     )
 
 
-def resolve_uri(uri: str | None, config: str | None = None) -> str:
+def resolve_uri(uri: str | None, config: str | None = None, reading: bool = True) -> str:
     """--tracking-uri, else the one in --config's sweep, else the local store; checked to be a
     store there is to read (a server that answers within seconds, a SQLite file that exists),
     before anything is read or created."""
@@ -104,7 +104,7 @@ def resolve_uri(uri: str | None, config: str | None = None) -> str:
         found = load_sweep_config(config).resolved_tracking_uri
     else:
         found = default_tracking_uri()
-    check_tracking(found, reading=True)
+    check_tracking(found, reading=reading)
     return found
 
 
@@ -123,7 +123,7 @@ def check_output(path: str, what: str, *, directory: bool = False) -> Path:
         raise UserError(
             f"{what} {path!r} is {kind}; give the path of a {'directory' if directory else 'file'}"
         )
-    parent = target if target.exists() else target.parent
+    parent = target if target.is_dir() else target.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():

@@ -326,9 +326,11 @@ def yaml_loader() -> Any:
 
 def load_yaml(text: str) -> Any:
     """Plain YAML (no ``!!python`` tags), numbers as YAML 1.2 reads them."""
-    import yaml
-
-    return yaml.load(text, Loader=yaml_loader())  # noqa: S506 (a SafeLoader subclass)
+    loader = yaml_loader()(text)  # a SafeLoader subclass: no tags that run code
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:

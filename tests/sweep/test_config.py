@@ -8,9 +8,9 @@ import pytest
 
 from sweep.cli import main
 from sweep.config import SweepConfigError, load_sweep_config
-from sweep.preflight import ClusterUnavailable, check_address
+from sweep.preflight import ClusterUnavailable, check_address, check_tracking
 from sweep.space import build_trials
-from sweep.tracking import TrackingUnavailable, check_tracking
+from sweep.tracking import TrackingUnavailable
 
 
 def test_every_bad_field_is_named_at_once():
@@ -103,7 +103,7 @@ def test_booleans_are_never_counts_or_numbers():
         "seeds=[True]",
         "resources.cpus must be float, but got resources.cpus=True",
         "budget_tolerance=True",
-        "strengths.points_per_decade must be int",
+        "strengths.points_per_decade must be an integer in [1, 100]",
         "strengths.center=True",
         "trial: epochs must be int, but got epochs=True",
         "trial: learning_rate must be float, but got learning_rate=True",
