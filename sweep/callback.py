@@ -138,7 +138,7 @@ class TrackingCallback(tune.Callback):
                 parse(json.loads(report.read_text())), Outcome
             ):
                 return
-            for name in (BUNDLE["structure"], BUNDLE["metrics"]):
+            for name in (BUNDLE["structure"], BUNDLE["final_structure"], BUNDLE["metrics"]):
                 if (source / name).is_file():
                     self.tracker.log_artifact(trial_id, source / name)
             self._log_model(trial_id, source)

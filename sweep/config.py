@@ -175,6 +175,10 @@ class SweepConfig(BaseModel):
     budget_tolerance: Annotated[Positive, Field(lt=1)] = Field(
         default=0.05, description="in (0, 1) (relative to the budget)"
     )
+    # adaptive: every trial retrains its final structure, or (budget) a trial given budgets
+    # retrains the structure its path left nearest one (``trainers.budgets``; not yet the
+    # default: the quality study has not measured it against final)
+    retrain: Literal["budget", "final"] = "final"
     early_stop: Literal["off", "degenerate", "dominated"] = "degenerate"
     early_stop_after: Annotated[Positive, Field(le=1)] = Field(
         default=0.5, description="in (0, 1] (a share of the structure-learning epochs)"

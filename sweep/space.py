@@ -119,8 +119,11 @@ def strength_trial(
     seed: int,
     multiplier: float,
     costs: dict[str, float],
+    budgets: tuple[float, ...] = (),
 ) -> TrialSpec:
-    """The MorphNet trial at strength ``multiplier / seed cost`` of ``target``."""
+    """The MorphNet trial at strength ``multiplier / seed cost`` of ``target``; given
+    ``budgets`` (fractions of the seed's cost, the most wanted first), it retrains the
+    structure its path left nearest the first it crossed (``trainers.budgets``)."""
     trial_id = f"{algorithm}-{target}-m{fmt_multiplier(multiplier)}-s{seed}"
     strength = multiplier / costs[target]
     trial = {
@@ -131,6 +134,8 @@ def strength_trial(
         "strength": strength,
         "multiplier": multiplier,
     }
+    if budgets:
+        trial.update(budgets=list(budgets), budget_tolerance=config.budget_tolerance)
     return TrialSpec(trial_id, algorithm, target, seed, multiplier, strength, None, trial)
 
 

@@ -69,8 +69,8 @@ class AdaptiveSearcher(Searcher):
         if sweep_id is None:
             return
         result = self.stop_results.get(sweep_id, result)
-        cost, accuracy = (None, None) if error else search_point(parse(result))
-        self.search.record(sweep_id, cost, accuracy)
+        point = search_point(None if error else parse(result))
+        self.search.record(sweep_id, *point)
         self.search.save(self.state_path)
 
     def save(self, checkpoint_path: str) -> None:

@@ -33,6 +33,7 @@ from trainers.runtime import select_backend, setup_device
 BUNDLE = {
     "checkpoint": "checkpoint",
     "structure": "structure.json",
+    "final_structure": "final_structure.json",  # beside a structure retrained from the path
     "metrics": "metrics.json",
     "model": "model.keras",  # the retrained network, in the finished trial's last report only
     "structures": "structures",
@@ -91,7 +92,7 @@ class TuneReporter:
     ) -> None:
         self.output_dir = output_dir
         self.entered: float | None = entered or None
-        self.latest_structure: str | None = None
+        self.structures: list[str] = []  # exported since the last report
         self.model_file: str | None = None  # saved just before the outcome is reported
         self.resumed = resumed
         # the node a trial runs on (several nodes may share one IP address)
@@ -100,14 +101,17 @@ class TuneReporter:
     def _bundle(self, bundle: Path, checkpoint: str | None, metrics: dict[str, Any]) -> None:
         if checkpoint and Path(checkpoint).is_dir():
             shutil.copytree(checkpoint, bundle / BUNDLE["checkpoint"])
-        for name in (BUNDLE["structure"], BUNDLE["metrics"]):
+        for name in (BUNDLE["structure"], BUNDLE["final_structure"], BUNDLE["metrics"]):
             if (self.output_dir / name).is_file():
                 shutil.copy2(self.output_dir / name, bundle / name)
         if self.model_file and Path(self.model_file).is_file():
             shutil.copy2(self.model_file, bundle / BUNDLE["model"])
-        if self.latest_structure:
+        if self.structures:
             (bundle / BUNDLE["structures"]).mkdir()
-            shutil.copy2(self.latest_structure, bundle / BUNDLE["structures"])
+            for path in dict.fromkeys(self.structures):
+                if Path(path).is_file():
+                    shutil.copy2(path, bundle / BUNDLE["structures"])
+            self.structures = []
         (bundle / BUNDLE["report"]).write_text(json.dumps(metrics, default=str))
 
     def report(self, metrics: dict[str, Any], checkpoint: str | None = None) -> None:
@@ -126,7 +130,7 @@ class TuneReporter:
 
     def artifact(self, path: str, kind: str) -> None:
         if kind == "structure" and "/structures/" in path:
-            self.latest_structure = path
+            self.structures.append(path)
         elif kind == "model":
             self.model_file = path
 

@@ -97,6 +97,13 @@ class TrialConfig(BaseModel):
     training data's mean and variance) are Keras preprocessing layers put in front of the seed
     network (``trainers.preprocessing``) and recorded in the structure JSON.
 
+    ``budgets`` are costs, as shares of the seed's, the trial may retrain at, the most wanted
+    first (the adaptive search sets them): structure learning watches the cost of the
+    structure it would export as it falls, keeps the exported structure nearest each budget
+    within ``budget_tolerance`` (relative; from below when there is one), and retrains the one
+    for the first budget its path crossed instead of the final structure
+    (``trainers.budgets``). Empty: the final structure is retrained.
+
     A field's ``description``, where set, is what the error message says the field must be.
     """
 
@@ -145,6 +152,12 @@ class TrialConfig(BaseModel):
     deterministic: StrictBool = True
     output_dir: str = "morphsweep_runs/trial"
     verbose: Count = 1
+    budgets: tuple[Annotated[Positive, Field(le=1)], ...] = Field(
+        default=(), description="a list of cost fractions in (0, 1]"
+    )
+    budget_tolerance: Annotated[Positive, Field(lt=1)] = Field(
+        default=0.05, description="a relative distance in (0, 1)"
+    )
     extra: dict[str, Any] = Field(default_factory=dict)
 
     def __init__(self, **data: Any) -> None:

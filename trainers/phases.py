@@ -13,11 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .budgets import BudgetPath
 from .config import TrialConfig
 from .morphnet.errors import StructureError
 from .morphnet.structure import Structure
 from .records import LEARN, RETRAIN
 from .training import Fit, Progress, Setup, compile_for_training, train
+
+# beside structure.json, when a trial retrains a structure from its path: the final one
+FINAL_STRUCTURE = "final_structure.json"
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,10 @@ class Learned:
     learned_val_accuracy: float | None
     initial_term: float = 0.0
     network: Any = None  # the network learned on (gated for FiGS), when this run learned
+    # given budgets: the final structure's cost, and the budget ``structure`` was kept for
+    # (None: it is the final one)
+    final_cost: float | None = None
+    budget: float | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,11 @@ def learn(setup: Setup, progress: Progress, network: Any, regularizer: Any) -> L
     if progress.resumes(LEARN):
         initial = progress.restore(network, optimizer)
         initial_term = progress.saved_initial_term(initial_term)
-    learning = Learning(setup, progress, regularizer, strength, initial_term)
+    path = None
+    if config.budgets:
+        path = BudgetPath.of(config.budgets, config.budget_tolerance, progress.saved_budget_path)
+    progress.budget_path = path
+    learning = Learning(setup, progress, regularizer, strength, initial_term, path)
     fit = Fit(
         phase=LEARN,
         model=learner,
@@ -96,11 +108,22 @@ def learn(setup: Setup, progress: Progress, network: Any, regularizer: Any) -> L
         initial_term=initial_term,
         epoch_fields=learning.epoch_fields,
         after_step=learning.after_step,
+        stop_early=learning.stop_early,
     )
     accuracy = train(setup, progress, fit)
-    structure = learning.export(final=True)
+    structure, budget = learning.retrained()
     _check_degenerate(structure, setup.seed_cost, strength, progress)
-    return Learned(structure, setup.structure_path, strength, accuracy, initial_term, network)
+    final_cost = structure.extra.get("final_cost") if path is not None else None
+    return Learned(
+        structure,
+        setup.structure_path,
+        strength,
+        accuracy,
+        initial_term,
+        network,
+        final_cost=final_cost,
+        budget=budget,
+    )
 
 
 def baseline(setup: Setup, progress: Progress) -> Learned:
@@ -126,7 +149,10 @@ def resumed(setup: Setup, progress: Progress) -> Learned:
     """What an earlier run of the trial learned, when it stopped after learning."""
     structure = Structure.load(setup.structure_path)
     strength, accuracy = progress.saved_learning()
-    return Learned(structure, setup.structure_path, strength, accuracy)
+    final_cost, budget = structure.extra.get("final_cost"), structure.extra.get("budget")
+    return Learned(
+        structure, setup.structure_path, strength, accuracy, final_cost=final_cost, budget=budget
+    )
 
 
 @dataclass(frozen=True)
@@ -138,6 +164,8 @@ class Learning:
     regularizer: Any
     strength: float
     initial_term: float
+    path: BudgetPath | None = None  # the budgets the trial may retrain at, when it has some
+    _alive: dict[str, Any] = dataclasses.field(default_factory=dict)  # at the last check
 
     def epoch_fields(self) -> dict[str, Any]:
         """The learn phase's fields of an epoch record (``records.Epoch``)."""
@@ -182,20 +210,101 @@ class Learning:
         )
 
     def after_step(self, model: Any) -> None:
-        """Export the structure every ``export_every_steps`` training steps."""
-        every = self.setup.config.export_every_steps
-        if every and self.progress.step % every == 0:
-            from .morphnet.keras3.backend import sync_weights
+        """Export the structure every ``export_every_steps`` training steps; given budgets,
+        check its cost along the path as often as ``BudgetPath`` asks."""
+        step, every = self.progress.step, self.setup.config.export_every_steps
+        export = bool(every) and step % every == 0
+        check = self.path is not None and self.path.due(step)
+        if not (export or check):
+            return
+        from .morphnet.keras3.backend import sync_weights
 
-            # mid-epoch, a JAX fit holds the weights outside the model's variables
-            sync_weights(model)
-            self.export(final=False)
+        # mid-epoch, a JAX fit holds the weights outside the model's variables
+        sync_weights(model)
+        if not export and self._unchanged():
+            assert self.path is not None
+            self.path.check(step, self.path.points[-1][1])  # no channel died or revived
+            return
+        structure = self.structure(final=False)
+        file = _save(structure, self.setup, self.progress, final=False) if export else None
+        if check:
+            self.offer(structure, file)
 
-    def export(self, final: bool) -> Structure:
-        """Write the structure learned so far; the ``final`` one also as structure.json."""
-        structure = self.structure(final)
-        _save(structure, self.setup, self.progress, final)
-        return structure
+    def _unchanged(self) -> bool:
+        """Whether every layer has the same channels alive as at the path's last check (then
+        its cost is the same: a third of the time of working it out)."""
+        alive = {k: v.tobytes() for k, v in self.regularizer.alive_vectors().items()}
+        same = bool(self.path and self.path.points) and alive == self._alive.get("last")
+        self._alive["last"] = alive
+        return same
+
+    def offer(self, structure: Structure, file: Path | None) -> None:
+        """A structure on the path: kept (written, when it is not yet) for the budgets it is
+        now the nearest to, unless it cuts the network."""
+        assert self.path is not None
+        setup, step = self.setup, self.progress.step
+        fraction = structure.learned_cost / setup.seed_cost if setup.seed_cost else 1.0
+        budgets = self.path.check(step, fraction)
+        if not budgets or self._cuts(structure):
+            return
+        file = file or _save(structure, setup, self.progress, final=False)
+        self.path.keep(budgets, step, fraction, str(file))
+
+    def _cuts(self, structure: Structure) -> bool:
+        if not any(s.alive == 0 for s in structure.layers.values()):
+            return False
+        from .morphnet.keras3 import cuts_network
+
+        return bool(cuts_network(self.setup.seed_model, structure))
+
+    def stop_early(self, record: Any) -> bool:
+        """Whether learning should end after this epoch: its structure collapsed, and its path
+        crossed a budget first (the structure kept there is what the trial retrains)."""
+        chosen = self.path.chosen() if self.path is not None else None
+        if chosen is None or not record.is_collapsed:
+            return False
+        assert self.path is not None
+        self.path.stopped = f"collapsed after learn epoch {record.epoch}"
+        self.progress.warn(
+            f"structure learning ended after epoch {record.epoch}: the structure collapsed, "
+            f"after its path crossed the budget {chosen.budget:.4g} at step {chosen.step} "
+            f"({chosen.fraction:.1%} of the seed's {self.setup.target.cost_name}), which is "
+            f"retrained"
+        )
+        return True
+
+    def retrained(self) -> tuple[Structure, float | None]:
+        """The structure to retrain, written as structure.json, and the budget it was kept for.
+
+        Without budgets, the final structure. With them, the final structure is the path's
+        last point; the candidate of the first budget the path crossed is retrained instead
+        when there is one, the final one kept beside it (``final_structure.json``).
+        """
+        final = self.structure(final=True)
+        file = _save(final, self.setup, self.progress, final=self.path is None)
+        if self.path is None:
+            return final, None
+        self.path.forget(str(file))  # a candidate of this step: the final structure replaced it
+        self.offer(final, file)
+        chosen = self.path.chosen()
+        structure = final
+        if chosen is not None and chosen.file != str(file):
+            structure = Structure.load(chosen.file)
+            final_file = final.save(self.setup.out / FINAL_STRUCTURE)
+            self.progress.reporter.artifact(str(final_file), "final structure")
+        budget = chosen.budget if chosen is not None else None
+        structure = dataclasses.replace(
+            structure,
+            extra={
+                **structure.extra,
+                "budget": budget,
+                "final_step": final.step,
+                "final_cost": final.learned_cost,
+            },
+        )
+        saved = structure.save(self.setup.structure_path)
+        self.progress.reporter.artifact(str(saved), "structure")
+        return structure, budget
 
     def structure(self, final: bool) -> Structure:
         """The structure learned so far, with the cost of what ``rebuild`` will build from it."""
@@ -243,13 +352,15 @@ def preprocessing_extra(setup: Setup) -> dict[str, Any]:
     return {"preprocessing": setup.preprocessing.to_dict()}
 
 
-def _save(structure: Structure, setup: Setup, progress: Progress, final: bool) -> None:
+def _save(structure: Structure, setup: Setup, progress: Progress, final: bool) -> Path:
+    """Write an exported structure under structures/ (and, ``final``, as structure.json)."""
     path = structure.save(setup.out / "structures" / f"structure_{progress.step}.json")
     structure.save_alive_counts(setup.out, progress.step)
     progress.reporter.artifact(str(path), "structure")
     if final:
         final_path = structure.save(setup.structure_path)
         progress.reporter.artifact(str(final_path), "structure")
+    return Path(path)
 
 
 def _check_degenerate(

@@ -21,7 +21,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 LEARN, RETRAIN, DONE, FAILED = "learn", "retrain", "done", "failed"
 PHASE = "phase"  # the key of a result that says which record it is
@@ -164,12 +164,24 @@ class Outcome:
     strength: float | None = None  # a uniform-width baseline learns nothing: 0 or none
     learned_val_accuracy: float | None = None
     seed_val_accuracy: float | None = None  # a trained seed's (a .keras file), before learning
+    # a trial given budgets (``trainers.budgets``): the cost of its final structure (the end of
+    # its path), the step of the export it retrained and the budget that export was kept for
+    # (None: the final one)
+    final_cost: float | None = None
+    retrained_step: float | None = None
+    retrained_budget: float | None = None
     train_seconds: float = 0.0
     trial_seconds: float = 0.0
 
     @property
     def cost(self) -> float:
         return self.rebuilt_cost
+
+    @property
+    def final_fraction(self) -> float:
+        """The share of the seed's cost at the end of the path (the retrained one without)."""
+        final = self.final_cost if self.final_cost is not None else self.predicted_cost
+        return final / self.seed_cost if self.seed_cost else float("nan")
 
     @property
     def accuracy(self) -> float:
@@ -259,21 +271,37 @@ def parse(result: Mapping[str, Any] | None) -> Record | None:
     return None
 
 
-def search_point(record: Record | None) -> tuple[float | None, float | None]:
-    """A trial's place for the budget search: (cost fraction, retrained accuracy).
+class SearchPoint(NamedTuple):
+    """A trial's place for the budget search.
 
-    A finished trial gives its rebuilt model's cost and its accuracy; one stopped during
-    structure learning the cost predicted at that epoch and no accuracy (a collapsed one 0); a
-    failed one nothing.
+    ``cost_fraction`` is the retrained structure's share of the seed's cost (a budget is met on
+    it), ``final_fraction`` the final structure's (the end of the trial's path: what its strength
+    did), equal to it for a trial that retrained its final structure.
+    """
+
+    cost_fraction: float | None
+    accuracy: float | None
+    final_fraction: float | None
+
+
+def search_point(record: Record | None) -> SearchPoint:
+    """A trial's place for the budget search.
+
+    A finished trial gives its rebuilt model's cost, its accuracy and its final structure's
+    cost; one stopped during structure learning the cost predicted at that epoch and no accuracy
+    (a collapsed one 0); a failed one nothing.
     """
     if isinstance(record, Outcome):
-        return finite(record.cost_fraction), finite(record.accuracy)
+        return SearchPoint(
+            finite(record.cost_fraction), finite(record.accuracy), finite(record.final_fraction)
+        )
     if isinstance(record, Epoch) and record.phase == LEARN:
-        return (0.0 if record.collapsed else record.fraction), None
-    return None, None
+        fraction = 0.0 if record.collapsed else record.fraction
+        return SearchPoint(fraction, None, fraction)
+    return SearchPoint(None, None, None)
 
 
-def search_point_from_metrics(metrics: Mapping[str, float]) -> tuple[float | None, float | None]:
+def search_point_from_metrics(metrics: Mapping[str, float]) -> SearchPoint:
     """``search_point`` of a trial run read back from MLflow (its last logged values)."""
     outcome = Outcome.from_metrics(metrics)
     if outcome is not None:
@@ -284,5 +312,5 @@ def search_point_from_metrics(metrics: Mapping[str, float]) -> tuple[float | Non
         if Epoch.key(LEARN, name) in metrics
     }
     if not last:
-        return None, None
+        return SearchPoint(None, None, None)
     return search_point(Epoch(phase=LEARN, epoch=0, **last))

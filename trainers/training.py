@@ -22,6 +22,7 @@ from .records import LEARN, Epoch
 from .reporting import Reporter
 
 if TYPE_CHECKING:
+    from .budgets import BudgetPath
     from .checkpoint import Checkpoint
     from .data import Batches
     from .morphnet.costs import Target
@@ -71,6 +72,7 @@ class Fit:
     initial_term: float
     epoch_fields: Callable[[], dict[str, Any]] = dict  # the phase's own fields of an epoch
     after_step: Callable[[Any], None] | None = None  # called with the fitted model, each step
+    stop_early: Callable[[Epoch], bool] | None = None  # after an epoch: end the phase now?
 
 
 class Progress:
@@ -103,6 +105,9 @@ class Progress:
         self.train_seconds = float(saved.get("train_seconds", 0.0))
         self.earlier_seconds = float(saved.get("trial_seconds", 0.0))
         self.started = time.perf_counter()
+        # given budgets, the path of structure learning (trainers.budgets), saved with the state
+        self.saved_budget_path: dict[str, Any] | None = saved.get("budget_path")
+        self.budget_path: BudgetPath | None = None
 
     @property
     def phase(self) -> str:
@@ -142,7 +147,7 @@ class Progress:
         self.warnings.append(message)
         self.reporter.warn(message)
 
-    def end_epoch(self, fit: Fit, epoch: int, logs: dict[str, Any]) -> None:
+    def end_epoch(self, fit: Fit, epoch: int, logs: dict[str, Any]) -> Epoch:
         """Record the epoch, save the checkpoint and report both."""
         fields: dict[str, Any] = {k: float(logs[k]) for k in Epoch.KERAS_LOGS if k in logs}
         fields.update(fit.epoch_fields())
@@ -162,8 +167,11 @@ class Progress:
             "trial_seconds": self.trial_seconds,
             self.checkpoint.CONFIG: self.config,
         }
+        if self.budget_path is not None:
+            state["budget_path"] = self.budget_path.to_dict()
         checkpoint = self.checkpoint.save(fit.checkpointed, fit.optimizer, state)
         self.reporter.report(metrics, checkpoint)
+        return record
 
 
 def compile_for_training(model: Any, optimizer: Any, jit_compile: bool) -> None:
@@ -238,6 +246,8 @@ def epoch_callback(progress: Progress, fit: Fit, train_ds: Batches) -> Any:
             progress.train_seconds += time.perf_counter() - self.started
             if self.failure:
                 return
-            progress.end_epoch(fit, epoch, dict(logs or {}))
+            record = progress.end_epoch(fit, epoch, dict(logs or {}))
+            if fit.stop_early is not None and fit.stop_early(record):
+                self.model.stop_training = True
 
     return EpochCallback()

@@ -51,6 +51,10 @@ class TrialResult:
     retrained_val_accuracy: float
     learned_val_accuracy: float | None
     seed_val_accuracy: float | None = None
+    # given budgets (``records.Outcome``): the final structure's cost, and the export retrained
+    final_cost: float | None = None
+    retrained_step: int | None = None
+    retrained_budget: float | None = None
     train_seconds: float = 0.0
     trial_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
@@ -233,6 +237,9 @@ def _finish(
         retrained_val_accuracy=retrained.val_accuracy,
         learned_val_accuracy=learned.learned_val_accuracy,
         seed_val_accuracy=setup.seed_val_accuracy,
+        final_cost=learned.final_cost,
+        retrained_step=learned.structure.step if learned.final_cost is not None else None,
+        retrained_budget=learned.budget,
         train_seconds=progress.train_seconds,
         trial_seconds=progress.trial_seconds,
         warnings=progress.warnings,

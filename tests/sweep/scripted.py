@@ -11,9 +11,11 @@ import math
 import time
 from typing import Any
 
+from trainers.budgets import BudgetPath
 from trainers.records import LEARN, Epoch, Outcome
 
 LEARN_EPOCHS = 3
+STEPS_PER_EPOCH = 10
 # group_lasso collapses (nothing of the network is left) from this multiplier up
 COLLAPSE_AT = {"group_lasso": 1000.0}
 # the first point of each algorithm's initial grid (the adaptive search's defaults)
@@ -31,11 +33,49 @@ def accuracy(fraction: float) -> float:
     return 0.5 + 0.4 * fraction
 
 
-def outcome(fraction: float, accuracy: float) -> Outcome:
-    """A finished trial whose rebuilt model costs ``fraction`` of a seed costing 1000."""
+def path_fraction(final: float, step: int) -> float:
+    """The cost of the structure exported at ``step``: from the seed's, straight down to the
+    final one at the last learn step."""
+    last = LEARN_EPOCHS * STEPS_PER_EPOCH
+    return final if step >= last else 1 - (1 - final) * step / last
+
+
+def retrained(trial: dict[str, Any], final: float) -> tuple[float, int | None, float | None]:
+    """What a trial given budgets retrains (``trainers.budgets`` on the scripted path): the
+    cost fraction, the step and the budget of that export; the final one without budgets."""
+    if not trial.get("budgets"):
+        return final, None, None
+    path = BudgetPath(tuple(trial["budgets"]), float(trial["budget_tolerance"]))
+    last = LEARN_EPOCHS * STEPS_PER_EPOCH
+    for step in range(1, last + 1):
+        if path.due(step) or step == last:  # the final structure is always a path point
+            fraction = path_fraction(final, step)
+            path.keep(path.check(step, fraction), step, fraction, f"structure_{step}.json")
+    chosen = path.chosen()
+    if chosen is None:
+        return final, last, None
+    return chosen.fraction, chosen.step, chosen.budget
+
+
+def outcome(
+    fraction: float,
+    accuracy: float,
+    final: float | None = None,
+    step: int | None = None,
+    budget: float | None = None,
+) -> Outcome:
+    """A finished trial whose rebuilt model costs ``fraction`` of a seed costing 1000 (and,
+    given budgets, whose final structure cost ``final``, the retrained one exported at
+    ``step`` for ``budget``)."""
     cost = 1000.0 * fraction
     return Outcome(
-        seed_cost=1000.0, predicted_cost=cost, rebuilt_cost=cost, retrained_val_accuracy=accuracy
+        seed_cost=1000.0,
+        predicted_cost=cost,
+        rebuilt_cost=cost,
+        retrained_val_accuracy=accuracy,
+        final_cost=None if final is None else 1000.0 * final,
+        retrained_step=step,
+        retrained_budget=budget,
     )
 
 
@@ -58,10 +98,12 @@ def scripted(config: dict[str, Any], delay: Any = None) -> None:
             phase=LEARN,
             epoch=epoch,
             strength=float(trial["strength"]),
-            predicted_fraction=1 - (1 - fraction) * share,
+            predicted_fraction=path_fraction(fraction, epoch * STEPS_PER_EPOCH),
             collapsed=1.0 if fraction == 0.0 else 0.0,
             term_fraction=1 - 0.5 * share,
             val_accuracy=0.5,
         )
         tune.report(epoch_record.to_result())
-    tune.report(outcome(fraction, accuracy(fraction)).to_result())
+    cost, step, budget = retrained(trial, fraction)
+    final = fraction if trial.get("budgets") else None
+    tune.report(outcome(cost, accuracy(cost), final, step, budget).to_result())

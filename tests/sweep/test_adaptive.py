@@ -6,10 +6,11 @@ import math
 
 import pytest
 
-from sweep.adaptive import BudgetSearch, Point, front_gaps, toward_budget
+from sweep.adaptive import AIM_BELOW, BudgetSearch, Point, front_gaps, toward_budget
 from sweep.config import load_sweep_config
 from sweep.early_stop import DEGENERATE, DOMINATED, EarlyStopRule
 from sweep.space import BASELINE, baseline_trials
+from tests.sweep.scripted import retrained
 from trainers.records import Epoch
 
 SEED_COST = 1000.0
@@ -24,6 +25,8 @@ def config(**extra):
         "max_trials": 8,
         "trial": {"dataset": "digits"},
         "baseline": {"widths": [0.5, 1.0]},
+        # the search on final structures; retrain: budget (paths) has its own tests below
+        "retrain": "final",
         **extra,
     }
     return load_sweep_config(data)
@@ -40,13 +43,19 @@ def cliff(midpoints, steepness=3.0, levels=200):
 
 
 def record(search, trial_id, cost, accuracy=lambda f: 0.5 + 0.4 * f):
-    """The fake result of one trial: baselines cost width^2, collapsed runs have no accuracy."""
+    """The fake result of one trial: baselines cost width^2, collapsed runs have no accuracy; a
+    trial given budgets retrains what its path (straight down to the final cost,
+    ``scripted.retrained``) left nearest the first it crossed."""
     s = search.specs[trial_id]
     if s.algorithm == BASELINE:
         search.record(trial_id, s.width**2, accuracy(s.width**2))
         return
     f = cost(s.algorithm, s.multiplier)
-    search.record(trial_id, f, accuracy(f) if f is not None and f > 0.01 else None)
+    if f is None or not s.config.get("budgets"):
+        search.record(trial_id, f, accuracy(f) if f is not None and f > 0.01 else None)
+        return
+    kept, _, _ = retrained(s.config, f)
+    search.record(trial_id, kept, accuracy(kept) if kept > 0.01 else None, f)
 
 
 def run(search, cost, accuracy=lambda f: 0.5 + 0.4 * f, limit=200, reverse=False):
@@ -227,6 +236,120 @@ def test_failed_trials_do_not_stall_the_search():
     search = make()
     run(search, failing)
     assert all(row["met_by"] for row in search.summary())
+
+
+# ----- paths (retrain: budget) -------------------------------------------------------------------
+THREE = [0.705, 0.47, 0.235]
+
+
+def paths(**extra):
+    return config(**{"retrain": "budget", "budgets": {"flops": THREE}, "max_trials": 5, **extra})
+
+
+def met(search):
+    return sum(bool(row["met_by"]) for row in search.summary())
+
+
+@pytest.mark.parametrize(
+    "midpoints",
+    [
+        {"gamma": 3.0, "group_lasso": 100.0},  # the grid's middle point near 50%
+        {"gamma": 20.0, "group_lasso": 150.0},
+        {"gamma": 0.5, "group_lasso": 1000.0},
+    ],
+)
+@pytest.mark.parametrize("steepness", [3.0, 8.0])
+def test_paths_meet_every_budget_in_five_trials_where_final_structures_do_not(midpoints, steepness):
+    cost = cliff(midpoints, steepness=steepness)
+    before, after = make(paths(retrain="final")), make(paths())
+    run(before, cost)
+    run(after, cost)
+    # three budgets per algorithm, at most 5 trials each: every one met from the paths
+    assert met(after) == 6, after.summary()
+    assert met(after) >= met(before)
+    for row in after.summary():
+        group = after.groups[f"{row['algorithm']}-flops-s0"]
+        assert row["trials"] <= 5 and row["trials_to_meet"] <= 5
+        point = group.points[row["met_by"]]
+        assert abs(point.cost_fraction / row["budget_fraction"] - 1) <= 0.05
+        # met by the structure retrained, on a path that ended at or under it
+        assert point.final_fraction <= point.cost_fraction
+
+
+def test_paths_beat_final_structures_on_a_steep_cliff():
+    # a cliff 8x steeper than it is wide: the final structures jump over 47% and 23.5%
+    cost = cliff({"gamma": 20.0, "group_lasso": 150.0}, steepness=8.0)
+    before, after = make(paths(retrain="final")), make(paths())
+    run(before, cost)
+    run(after, cost)
+    assert met(before) < met(after) == 6
+
+
+def test_the_initial_grid_pairs_its_weakest_trial_with_the_largest_budget():
+    search = make(paths(algorithms=["gamma"]))
+    for _ in range(5):
+        search.next_suggestion()
+    group = search.groups["gamma-flops-s0"]
+    # multipliers 0.3, 3, 30: each first wants its own budget, then the others by nearness
+    assert [group.aims[t] for t in group.suggested] == [
+        [0.705, 0.47, 0.235],
+        [0.47, 0.705, 0.235],
+        [0.235, 0.47, 0.705],
+    ]
+    spec = search.specs[group.suggested[1]]
+    assert spec.config["budgets"] == [0.47, 0.705, 0.235]
+    assert spec.config["budget_tolerance"] == 0.05
+
+
+def test_an_aimed_trial_aims_its_final_cost_under_the_budget():
+    search = make(paths(algorithms=["gamma"], budgets={"flops": [0.1]}))
+    group = search.groups["gamma-flops-s0"]
+    cost = cliff({"gamma": 5.0}, steepness=2.0)  # the grid's finals: 99.5%, 73.5%, 2.5%
+    for _ in range(10):  # the baselines and the grid, and their results
+        if search.next_suggestion() is None:
+            if len(group.suggested) > 3:
+                break
+            for trial_id in search.pending():
+                record(search, trial_id, cost)
+    # the strongest grid trial ended at 2.5%; its path passed 10% +- 5% between two steps
+    # (1 - 0.0325 s is 0.105 at s = 27.5 and 0.095 at s = 27.8), so nothing was kept for it:
+    # the search does not walk that path again but aims the secant's final cost under 10%
+    strongest = group.points[group.suggested[2]]
+    assert strongest.final_fraction == 0.025 and strongest.cost_fraction == 0.025
+    aimed = search.specs[group.suggested[3]]
+    points = [group.points[t] for t in group.suggested[:3]]
+    expected = math.exp(toward_budget(points, 0.1 * AIM_BELOW))
+    assert math.isclose(aimed.multiplier, expected, rel_tol=0.01)
+    assert aimed.config["budgets"] == [0.1]
+
+
+def test_a_restored_search_gives_each_pending_trial_its_budgets_again(tmp_path):
+    cost = cliff({"gamma": 20.0, "group_lasso": 150.0})
+    first = make(paths())
+    while len(first.order) < 12:
+        if first.next_suggestion() is None:
+            record(first, first.pending()[0], cost)
+    first.save(tmp_path / "state.json")
+    second = make(paths())
+    second.restore(tmp_path / "state.json")
+    assert second.pending() == first.pending()
+    assert all(second.specs[t] == first.specs[t] for t in first.order)
+    assert any(second.specs[t].config.get("budgets") for t in second.pending())
+
+
+def test_a_state_saved_before_paths_is_still_read(tmp_path):
+    search = make(paths())
+    for _ in range(8):
+        search.next_suggestion()
+    state = search.get_state()
+    state["schema"] = 1
+    for group in state["groups"].values():
+        group.pop("aims")
+        for point in group["points"].values():
+            point.pop("final_fraction")
+    again = make(paths())
+    again.set_state(state)
+    assert again.order == search.order and again.pending() == search.pending()
 
 
 # ----- early stopping ---------------------------------------------------------------------------

@@ -23,7 +23,7 @@ MAX_TRIALS = 6
 BUDGET = 0.25
 
 
-def sweep_config():
+def sweep_config(retrain="final"):
     return load_sweep_config(
         {
             "name": "scripted",
@@ -36,15 +36,16 @@ def sweep_config():
             "baseline": {"widths": [0.5, 1.0]},
             "early_stop": "degenerate",
             "max_concurrent": 4,
+            "retrain": retrain,
         }
     )
 
 
-def run_on_tune(tmp_path, delay):
+def run_on_tune(tmp_path, delay, retrain="final"):
     """One adaptive sweep of scripted trials on Ray Tune; returns the search at its end."""
     from ray import tune
 
-    config = sweep_config()
+    config = sweep_config(retrain)
     search = BudgetSearch(config, {"flops": SEED_COST}, baseline_trials(config, "flops"))
     scheduler = EarlyStopScheduler(EarlyStopRule(after=config.early_stop_after), search.specs.get)
 
@@ -134,3 +135,39 @@ def test_the_order_results_arrive_in_changes_nothing(runs):
     (first, _, _), (second, _, _) = runs
     assert suggested(first) == suggested(second)
     assert [g.points for g in first.groups.values()] == [g.points for g in second.groups.values()]
+
+
+# retrain: budget. The scripted path falls straight from the seed's cost to the final one over
+# 30 steps (scripted.path_fraction). Gamma's third grid trial (final 0.2) passes 25% +- 5% at
+# step 28 only (1 - 0.8 * 28 / 30 = 0.2533): that export is retrained and meets the budget at
+# trial 3, one trial sooner than the final structures did. GroupLasso's aimed trials bisect
+# toward the collapse as before (316: final 0.283, its path never gets to 26.25%; 562: 0.2379
+# at its last step, met at trial 5).
+GAMMA_PATH = (30.0, 1 - 0.8 * 28 / 30, 28, 0.2)
+
+
+@pytest.fixture(scope="module")
+def path_run(local_ray, tmp_path_factory):
+    return run_on_tune(
+        tmp_path_factory.mktemp("paths"), lambda a, m: 0.05 * math.log10(m + 1), "budget"
+    )
+
+
+def test_with_paths_a_budget_is_met_mid_path_by_the_trial_that_crossed_it(path_run):
+    search, _, _ = path_run
+    gamma, lasso = search.groups["gamma-flops-s0"], search.groups["group_lasso-flops-s0"]
+    assert suggested(search)["gamma-flops-s0"][:3] == pytest.approx([0.3, 3.0, 30.0])
+    multiplier, cost, step, final = GAMMA_PATH
+    met = gamma.points[gamma.budgets[0].met_by]
+    assert gamma.budgets[0].trials_to_meet == 3 and met.multiplier == multiplier
+    assert met.cost_fraction == pytest.approx(cost) and met.final_fraction == pytest.approx(final)
+    assert suggested(search)["group_lasso-flops-s0"][:5] == pytest.approx(
+        [10.0, 100.0, 1000.0, *LASSO_AIMED]
+    )
+    assert lasso.budgets[0].trials_to_meet == 5
+    # every grid trial was given the budget; trials aimed at no budget retrain their final one
+    for group in (gamma, lasso):
+        assert [group.aims[t] for t in group.suggested[:3]] == [[BUDGET]] * 3
+    assert gamma.aims[gamma.suggested[3]] == []
+    summary = {r["algorithm"]: r for r in search.summary()}
+    assert summary["gamma"]["mid_path"] is True and summary["group_lasso"]["mid_path"] is False

@@ -126,17 +126,33 @@ def test_a_failure_keeps_its_reason():
             Outcome(
                 seed_cost=4.0, predicted_cost=1.0, rebuilt_cost=1.0, retrained_val_accuracy=0.8
             ),
-            (0.25, 0.8),
+            (0.25, 0.8, 0.25),
+        ),
+        # retrained from its path: the retrained structure's cost, and where the path ended
+        (
+            Outcome(
+                seed_cost=4.0,
+                predicted_cost=1.0,
+                rebuilt_cost=1.0,
+                retrained_val_accuracy=0.8,
+                final_cost=0.5,
+                retrained_step=7,
+                retrained_budget=0.25,
+            ),
+            (0.25, 0.8, 0.125),
         ),
         # stopped while learning: the structure's predicted share, no accuracy
-        (Epoch(phase="learn", epoch=2, predicted_fraction=0.4, cost_fraction=0.7), (0.4, None)),
+        (
+            Epoch(phase="learn", epoch=2, predicted_fraction=0.4, cost_fraction=0.7),
+            (0.4, None, 0.4),
+        ),
         # without a prediction, the regularizer's cost share
-        (Epoch(phase="learn", epoch=2, cost_fraction=0.7), (0.7, None)),
+        (Epoch(phase="learn", epoch=2, cost_fraction=0.7), (0.7, None, 0.7)),
         # cut: nothing of the network is left, whatever the count says
-        (Epoch(phase="learn", epoch=2, predicted_fraction=0.3, collapsed=1.0), (0.0, None)),
-        (Epoch(phase="retrain", epoch=1, val_accuracy=0.5), (None, None)),
-        (Failure("x"), (None, None)),
-        (None, (None, None)),
+        (Epoch(phase="learn", epoch=2, predicted_fraction=0.3, collapsed=1.0), (0.0, None, 0.0)),
+        (Epoch(phase="retrain", epoch=1, val_accuracy=0.5), (None, None, None)),
+        (Failure("x"), (None, None, None)),
+        (None, (None, None, None)),
     ],
 )
 def test_search_point(record, expected):
@@ -145,12 +161,13 @@ def test_search_point(record, expected):
 
 def test_search_point_from_a_runs_metrics():
     finished = {"seed_cost": 10.0, "predicted_cost": 5.0, "rebuilt_cost": 5.0}
-    assert search_point_from_metrics({**finished, "retrained_val_accuracy": 0.6}) == (0.5, 0.6)
-    assert search_point_from_metrics({"learn/predicted_fraction": 0.3}) == (0.3, None)
+    assert search_point_from_metrics({**finished, "retrained_val_accuracy": 0.6}) == (0.5, 0.6, 0.5)
+    assert search_point_from_metrics({"learn/predicted_fraction": 0.3}) == (0.3, None, 0.3)
     assert search_point_from_metrics({"learn/predicted_fraction": 0.3, "learn/collapsed": 1.0}) == (
         0.0,
         None,
+        0.0,
     )
-    assert search_point_from_metrics({}) == (None, None)
+    assert search_point_from_metrics({}) == (None, None, None)
     nan = Outcome(seed_cost=0.0, predicted_cost=0.0, rebuilt_cost=0.0, retrained_val_accuracy=0.1)
-    assert math.isnan(nan.cost_fraction) and search_point(nan) == (None, 0.1)
+    assert math.isnan(nan.cost_fraction) and search_point(nan) == (None, 0.1, None)
