@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainers.budgets import meets
+
 from .paths import mid_path, paired, rewalk
 from .space import BASELINE, TrialSpec, fmt_multiplier, strength_trial
 
@@ -168,7 +170,7 @@ def _mark_met(group: Group, budget: BudgetStatus, tolerance: float) -> None:
     for trial_id in group.suggested:
         point = group.points.get(trial_id)
         if point and point.cost_fraction is not None:
-            if abs(point.cost_fraction / budget.fraction - 1) <= tolerance:
+            if meets(point.cost_fraction, budget.fraction, tolerance):
                 budget.met_by = trial_id
                 budget.trials_to_meet = group.suggested.index(trial_id) + 1
                 return
@@ -281,7 +283,7 @@ class BudgetSearch:
     @property
     def paths(self) -> bool:
         """Whether trials retrain from their paths (``retrain: budget``)."""
-        return getattr(self.config, "retrain", "final") == "budget"
+        return bool(self.config.retrain == "budget")
 
     def _from_group(self, group: Group) -> TrialSpec | None:
         if group.done:

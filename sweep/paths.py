@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from trainers.budgets import meets
+
 from .space import fmt_multiplier
 
 if TYPE_CHECKING:
@@ -31,7 +33,7 @@ def rewalk(points: list[Point], fraction: float, tolerance: float, tried: set[st
         for p in points
         if p.end is not None
         and p.end <= fraction * (1 + tolerance)
-        and not (p.cost_fraction and abs(p.cost_fraction / fraction - 1) <= tolerance)
+        and not (p.cost_fraction and meets(p.cost_fraction, fraction, tolerance))
     ]
     for point in sorted(crossed, key=lambda p: p.multiplier):
         multiplier = point.multiplier * REWALK

@@ -44,7 +44,6 @@ class BudgetPath:
     candidates: dict[str, Candidate] = field(default_factory=dict)  # by budget, as str
     points: list[tuple[int, float]] = field(default_factory=list)  # (step, fraction) checked
     next_check: int = 0  # the step the next check is due at
-    stopped: str | None = None  # why learning was ended early, when it was
 
     # ----- the path ------------------------------------------------------------------------
     def due(self, step: int) -> bool:
@@ -52,8 +51,7 @@ class BudgetPath:
         return bool(self.budgets) and step >= self.next_check
 
     def within(self, budget: float, fraction: float) -> bool:
-        """Whether a cost meets a budget: within the tolerance, relative."""
-        return abs(fraction / budget - 1) <= self.tolerance
+        return meets(fraction, budget, self.tolerance)
 
     def check(self, step: int, fraction: float) -> list[float]:
         """Record the cost at ``step``; the budgets it would be a better candidate for.
@@ -116,7 +114,6 @@ class BudgetPath:
             candidates={k: Candidate(**c) for k, c in data.get("candidates", {}).items()},
             points=[(int(s), float(f)) for s, f in data.get("points", [])],
             next_check=int(data.get("next_check", 0)),
-            stopped=data.get("stopped"),
         )
 
     @classmethod
@@ -129,6 +126,12 @@ class BudgetPath:
             if restored.budgets == fresh.budgets and restored.tolerance == fresh.tolerance:
                 return restored
         return fresh
+
+
+def meets(fraction: float, budget: float, tolerance: float) -> bool:
+    """Whether a cost meets a budget: within the tolerance, relative (the one definition the
+    trial and the adaptive search share)."""
+    return abs(fraction / budget - 1) <= tolerance
 
 
 def _key(budget: float) -> str:

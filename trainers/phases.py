@@ -263,8 +263,6 @@ class Learning:
         chosen = self.path.chosen() if self.path is not None else None
         if chosen is None or not record.is_collapsed:
             return False
-        assert self.path is not None
-        self.path.stopped = f"collapsed after learn epoch {record.epoch}"
         self.progress.warn(
             f"structure learning ended after epoch {record.epoch}: the structure collapsed, "
             f"after its path crossed the budget {chosen.budget:.4g} at step {chosen.step} "
