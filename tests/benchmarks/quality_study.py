@@ -6,15 +6,22 @@ uniform-width baseline of the same seed network, each over 3 seeds, with the sam
 and the same retrain recipe for every method. It then prints, per benchmark, the best retrained
 validation accuracy of each method at or under 25%, 50% and 75% of the seed's FLOPs (mean ± std
 over seeds) and the hypervolume of each method's front (reference point: zero accuracy, the seed
-cost; cost as a fraction of the seed's, so a perfect front has hypervolume 1), and writes
-``morphsweep_runs/quality/<benchmark>.csv`` and ``<benchmark>.png``.
+cost; cost as a fraction of the seed's, so a perfect front has hypervolume 1), and how many of
+its budgets each algorithm met within tolerance and in how many trials (from the adaptive
+search's state). ``--retrain final,budget`` runs each benchmark twice: trials retrain their final
+structure (``retrain: final``, the search before paths) and trials retrain the structure their
+path kept for their budget (``retrain: budget``); the closing table sets them side by side.
+Writes ``morphsweep_runs/quality/<benchmark>-<retrain>{.csv,_trials.csv,_budgets.csv,.png}``;
+``--report`` only prints the tables from those files.
 
-    python tests/benchmarks/quality_study.py [--benchmarks mnist1d,shapes32,digits] [--quick]
+    python tests/benchmarks/quality_study.py [--benchmarks mnist1d,shapes32,digits]
+        [--retrain final,budget] [--quick] [--report]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -63,9 +70,15 @@ BENCHMARKS: dict[str, dict[str, Any]] = {
 }
 
 
-def sweep_config(name: str, trial: dict[str, Any], root: Path, quick: bool) -> dict[str, Any]:
+RETRAIN = ("final", "budget")
+
+
+def sweep_config(
+    name: str, trial: dict[str, Any], root: Path, quick: bool, retrain: str = "final"
+) -> dict[str, Any]:
     return {
-        "name": f"quality-{name}",
+        "name": f"quality-{name}-{retrain}",
+        "retrain": retrain,
         "trial": {**trial, "export_every_steps": 1000},
         "algorithms": list(METHODS[:3]),
         "targets": ["flops"],
@@ -124,6 +137,81 @@ def summarize(table: Any) -> Any:
     return pd.DataFrame(rows)
 
 
+def budgets_met(state: dict[str, Any]) -> Any:
+    """One row per algorithm, seed and budget from the adaptive search's saved state: met or not,
+    the trials it took and the group's trials in all, the accuracy of the trial that met it and
+    the nearest retrained cost (relative distance) of any trial."""
+    import pandas as pd
+
+    rows = []
+    for group in state["groups"].values():
+        points = group["points"]
+        for budget in group["budgets"]:
+            fraction, met_by = budget["fraction"], budget["met_by"]
+            off = [abs(p["cost_fraction"] - fraction) / fraction for p in points.values()]
+            rows.append(
+                {
+                    "algorithm": group["algorithm"],
+                    "seed": group["seed"],
+                    "budget": fraction,
+                    "met": met_by is not None,
+                    "trials_to_meet": budget["trials_to_meet"],
+                    "trials": len(group["suggested"]),
+                    "accuracy": points[met_by]["accuracy"] if met_by else math.nan,
+                    "nearest_off": min(off) if off else math.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def format_budgets(name: str, met: Any) -> str:
+    lines = [
+        f"== {name}: budgets met within tolerance (all seeds), trials per seed, accuracy when met",
+        f"{'method':<18}{'met':>8}{'max trials to meet':>20}{'trials used':>13}{'accuracy':>16}",
+    ]
+    for method in METHODS[:3]:
+        mine = met[met["algorithm"] == method]
+        if not len(mine):
+            continue
+        hit = mine[mine["met"]]
+        most = f"{int(hit['trials_to_meet'].max())}" if len(hit) else "-"
+        used = mine.groupby("seed")["trials"].first()
+        acc = hit["accuracy"]
+        cell = f"{acc.mean():.3f} ± {acc.std(ddof=0):.3f}" if len(acc) else "-"
+        lines.append(
+            f"{method:<18}{f'{len(hit)}/{len(mine)}':>8}{most:>20}"
+            f"{f'{used.min()}-{used.max()}':>13}{cell:>16}"
+        )
+    return "\n".join(lines)
+
+
+def format_comparison(name: str, runs: dict[str, tuple[Any, Any]]) -> str:
+    """Before (``final``) against after (``budget``): budgets met and accuracy at each level."""
+    levels = [f"acc@{int(lv * 100)}%" for lv in LEVELS]
+    lines = [
+        f"== {name}: retrain final (before) -> budget (after)",
+        f"{'method':<18}{'budgets met':>16}" + "".join(f"{lv:>26}" for lv in levels),
+    ]
+    before_met, before_acc = runs["final"]
+    after_met, after_acc = runs["budget"]
+    for method in METHODS:
+        cells = []
+        if method != "baseline":
+            counts = [
+                int(m[m["algorithm"] == method]["met"].sum()) for m in (before_met, after_met)
+            ]
+            total = int((after_met["algorithm"] == method).sum())
+            cells.append(f"{counts[0]} -> {counts[1]} /{total}")
+        else:
+            cells.append("")
+        rows = [a[a["method"] == method].iloc[0] for a in (before_acc, after_acc)]
+        for lv in levels:
+            pair = [f"{r[f'{lv} mean']:.3f}±{r[f'{lv} std']:.3f}" for r in rows]
+            cells.append(" -> ".join(pair))
+        lines.append(f"{method:<18}{cells[0]:>16}" + "".join(f"{c:>26}" for c in cells[1:]))
+    return "\n".join(lines)
+
+
 def format_summary(name: str, summary: Any) -> str:
     header = f"{'method':<18}" + "".join(f"{f'acc@{int(lv * 100)}%':>16}" for lv in LEVELS)
     header += f"{'hypervolume':>16}"
@@ -165,45 +253,75 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--benchmarks", default=",".join(BENCHMARKS))
     parser.add_argument("--quick", action="store_true", help="one seed (a smoke run)")
+    parser.add_argument(
+        "--retrain", default="final,budget", help="final, budget or both (comma-separated)"
+    )
+    parser.add_argument("--report", action="store_true", help="print the tables, run nothing")
     parser.add_argument("--out", default=str(ROOT / "morphsweep_runs" / "quality"))
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.benchmarks.split(",") if n.strip()]
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; known: {sorted(BENCHMARKS)}")
+    modes = [m.strip() for m in args.retrain.split(",") if m.strip()]
+    if not modes or any(m not in RETRAIN for m in modes):
+        parser.error(f"--retrain {args.retrain!r}: give final, budget or final,budget")
+    out = Path(args.out)
+    started = time.monotonic()
+    if not args.report:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            for retrain in modes:
+                run_one(name, retrain, out, args.quick, started)
+    print("\n" + report(out, names, modes))
+    print(f"\nquality study: {(time.monotonic() - started) / 60:.1f} min; files in {out}")
+    return 0
+
+
+def run_one(name: str, retrain: str, out: Path, quick: bool, started: float) -> None:
+    """One benchmark's sweep with one retrain choice; its tables go to ``<name>-<retrain>*``."""
+    import pandas as pd
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from sweep.config import load_sweep_config
-    from sweep.driver import run_sweep
+    from sweep.driver import run_sweep, search_state_path
     from sweep.store import results_table
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    reports = []
+    began = time.monotonic()
+    config = load_sweep_config(sweep_config(name, BENCHMARKS[name], out, quick, retrain))
+    print(f"\n[{began - started:6.0f}s] benchmark {name}: sweep {config.name}", flush=True)
+    run_sweep(config, verbose=0)
+    table = results_table(config.resolved_tracking_uri, config.name)
+    table = table[table["status"] == "FINISHED"].dropna(subset=["cost", "accuracy"])
+    stem = out / f"{name}-{retrain}"
+    table.to_csv(f"{stem}_trials.csv", index=False)
+    summarize(table).to_csv(f"{stem}.csv", index=False)
+    met = budgets_met(json.loads(search_state_path(config).read_text()))
+    met.to_csv(f"{stem}_budgets.csv", index=False)
+    plot(f"{name} ({retrain})", table, Path(f"{stem}.png"))
+    print(format_summary(name, pd.read_csv(f"{stem}.csv")), flush=True)
+    print(format_budgets(name, met), flush=True)
+    print(f"   {len(table)} finished trials in {time.monotonic() - began:.0f} s", flush=True)
+
+
+def report(out: Path, names: list[str], modes: list[str]) -> str:
+    """The tables of every benchmark and retrain choice found in ``out``, then before/after."""
+    import pandas as pd
+
+    parts = []
     for name in names:
-        began = time.monotonic()
-        config = load_sweep_config(sweep_config(name, BENCHMARKS[name], out, args.quick))
-        print(
-            f"\n[{time.monotonic() - started:6.0f}s] benchmark {name}: sweep {config.name}",
-            flush=True,
-        )
-        run_sweep(config, verbose=0)
-        table = results_table(config.resolved_tracking_uri, config.name)
-        table = table[table["status"] == "FINISHED"].dropna(subset=["cost", "accuracy"])
-        table.to_csv(out / f"{name}_trials.csv", index=False)
-        summary = summarize(table)
-        summary.to_csv(out / f"{name}.csv", index=False)
-        plot(name, table, out / f"{name}.png")
-        report = format_summary(name, summary)
-        reports.append(report)
-        print(report, flush=True)
-        print(f"   {len(table)} finished trials in {time.monotonic() - began:.0f} s", flush=True)
-    elapsed = time.monotonic() - started
-    print("\n" + "\n\n".join(reports))
-    print(
-        f"\nquality study: {len(names)} benchmarks in {elapsed / 60:.1f} min; tables and plots in {out}"
-    )
-    return 0
+        runs = {}
+        for retrain in modes:
+            stem = out / f"{name}-{retrain}"
+            if not Path(f"{stem}.csv").is_file():
+                parts.append(f"== {name} ({retrain}): no results in {out}")
+                continue
+            runs[retrain] = (pd.read_csv(f"{stem}_budgets.csv"), pd.read_csv(f"{stem}.csv"))
+            parts.append(format_summary(f"{name} ({retrain})", runs[retrain][1]))
+            parts.append(format_budgets(f"{name} ({retrain})", runs[retrain][0]))
+        if set(runs) == set(RETRAIN):
+            parts.append(format_comparison(name, runs))
+    return "\n\n".join(parts)
 
 
 if __name__ == "__main__":

@@ -234,6 +234,12 @@ def test_base_images_match_the_project_pins():
     installs = " ".join(a for i, a in dockerfile(DOCKER / "Dockerfile.mlflow") if i == "RUN")
     mlflow_version = importlib.metadata.version("mlflow")
     assert f'"mlflow[auth]=={mlflow_version}"' in installs
+    # the project pins the minor release the image carries (a fresh install gets that one)
+    major_minor = ".".join(mlflow_version.split(".")[:2])
+    (mlflow_pin,) = [d for d in pyproject["dependencies"] if d.startswith("mlflow")]
+    low, high = re.fullmatch(r"mlflow>=(\d+\.\d+),<(\d+\.\d+)", mlflow_pin).groups()
+    assert low == major_minor, (mlflow_pin, mlflow_version)
+    assert high == f"{major_minor.split('.')[0]}.{int(major_minor.split('.')[1]) + 1}", mlflow_pin
     for package in ("psycopg2-binary", "boto3"):
         assert re.search(rf'"{package}==\d+\.\d+\.\d+"', installs), package
 
