@@ -164,6 +164,69 @@ def budgets_met(state: dict[str, Any]) -> Any:
     return pd.DataFrame(rows)
 
 
+def path_points(state: dict[str, Any]) -> Any:
+    """Every searched trial: retrained cost, final cost (where the path ended) and accuracy."""
+    import pandas as pd
+
+    rows = [
+        {
+            "algorithm": group["algorithm"],
+            "seed": group["seed"],
+            "trial_id": trial_id,
+            "cost_fraction": point["cost_fraction"],
+            "final_fraction": point.get("final_fraction") or point["cost_fraction"],
+            "accuracy": point["accuracy"],
+        }
+        for group in state["groups"].values()
+        for trial_id, point in group["points"].items()
+    ]
+    return pd.DataFrame(rows)
+
+
+MATCH = 0.10  # relative cost distance within which two structures count as "of the same cost"
+
+
+def mid_path_against_final(points: Any) -> Any:
+    """Per algorithm: each trial that retrained a mid-path structure (retrained cost more than 5%
+    above its final cost) against the final structures of the same algorithm (any seed, either
+    run) within ``MATCH`` of its cost: the accuracy difference, mid-path minus final."""
+    import pandas as pd
+
+    mid = points[points["cost_fraction"] > 1.05 * points["final_fraction"]]
+    final = points[points["cost_fraction"] <= 1.05 * points["final_fraction"]]
+    rows = []
+    for _, row in mid.iterrows():
+        same = final[
+            (final["algorithm"] == row["algorithm"])
+            & ((final["cost_fraction"] / row["cost_fraction"] - 1).abs() <= MATCH)
+        ]
+        if len(same):
+            rows.append(
+                {
+                    "algorithm": row["algorithm"],
+                    "cost_fraction": row["cost_fraction"],
+                    "difference": row["accuracy"] - same["accuracy"].mean(),
+                    "matched": len(same),
+                }
+            )
+    return pd.DataFrame(rows, columns=["algorithm", "cost_fraction", "difference", "matched"])
+
+
+def format_mid_path(name: str, points: Any, mid: Any) -> str:
+    retrained_mid = points["cost_fraction"] > 1.05 * points["final_fraction"]
+    lines = [
+        f"== {name}: mid-path structures retrained against final structures within "
+        f"{MATCH:.0%} of their cost (accuracy, mid-path minus final)",
+        f"{'method':<18}{'mid-path':>10}{'matched':>9}{'difference':>20}",
+    ]
+    for method in METHODS[:3]:
+        n = int((retrained_mid & (points["algorithm"] == method)).sum())
+        diff = mid[mid["algorithm"] == method]["difference"]
+        cell = f"{diff.mean():+.3f} ± {diff.std(ddof=0):.3f}" if len(diff) else "-"
+        lines.append(f"{method:<18}{n:>10}{len(diff):>9}{cell:>20}")
+    return "\n".join(lines)
+
+
 def format_budgets(name: str, met: Any) -> str:
     lines = [
         f"== {name}: budgets met within tolerance (all seeds), trials per seed, accuracy when met",
@@ -190,7 +253,7 @@ def format_comparison(name: str, runs: dict[str, tuple[Any, Any]]) -> str:
     levels = [f"acc@{int(lv * 100)}%" for lv in LEVELS]
     lines = [
         f"== {name}: retrain final (before) -> budget (after)",
-        f"{'method':<18}{'budgets met':>16}" + "".join(f"{lv:>26}" for lv in levels),
+        f"{'method':<18}{'budgets met':>14}" + "".join(f"{lv:>32}" for lv in levels),
     ]
     before_met, before_acc = runs["final"]
     after_met, after_acc = runs["budget"]
@@ -201,14 +264,14 @@ def format_comparison(name: str, runs: dict[str, tuple[Any, Any]]) -> str:
                 int(m[m["algorithm"] == method]["met"].sum()) for m in (before_met, after_met)
             ]
             total = int((after_met["algorithm"] == method).sum())
-            cells.append(f"{counts[0]} -> {counts[1]} /{total}")
+            cells.append(f"{counts[0]} -> {counts[1]} of {total}")
         else:
             cells.append("")
         rows = [a[a["method"] == method].iloc[0] for a in (before_acc, after_acc)]
         for lv in levels:
-            pair = [f"{r[f'{lv} mean']:.3f}±{r[f'{lv} std']:.3f}" for r in rows]
+            pair = [f"{r[f'{lv} mean']:.3f} ± {r[f'{lv} std']:.3f}" for r in rows]
             cells.append(" -> ".join(pair))
-        lines.append(f"{method:<18}{cells[0]:>16}" + "".join(f"{c:>26}" for c in cells[1:]))
+        lines.append(f"{method:<18}{cells[0]:>14}" + "".join(f"{c:>32}" for c in cells[1:]))
     return "\n".join(lines)
 
 
@@ -298,6 +361,9 @@ def run_one(name: str, retrain: str, out: Path, quick: bool, started: float) -> 
     summarize(table).to_csv(f"{stem}.csv", index=False)
     met = budgets_met(json.loads(search_state_path(config).read_text()))
     met.to_csv(f"{stem}_budgets.csv", index=False)
+    path_points(json.loads(search_state_path(config).read_text())).to_csv(
+        f"{stem}_points.csv", index=False
+    )
     plot(f"{name} ({retrain})", table, Path(f"{stem}.png"))
     print(format_summary(name, pd.read_csv(f"{stem}.csv")), flush=True)
     print(format_budgets(name, met), flush=True)
@@ -321,6 +387,10 @@ def report(out: Path, names: list[str], modes: list[str]) -> str:
             parts.append(format_budgets(f"{name} ({retrain})", runs[retrain][0]))
         if set(runs) == set(RETRAIN):
             parts.append(format_comparison(name, runs))
+            points = pd.concat(
+                [pd.read_csv(out / f"{name}-{retrain}_points.csv") for retrain in RETRAIN]
+            )
+            parts.append(format_mid_path(name, points, mid_path_against_final(points)))
     return "\n\n".join(parts)
 
 
