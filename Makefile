@@ -38,7 +38,8 @@ bench: $(STAMP)
 bench-streaming: $(STAMP)
 	$(PY) tests/benchmarks/streaming.py
 
-# the quality study (about an hour on 2 cores; not part of make test), then the budget search
+# the quality study, retrain final then budget per benchmark (hours on 2 cores: README; not part of
+# make test), then the budget search
 quality: $(STAMP)
 	$(PY) tests/benchmarks/quality_study.py
 	$(PY) tests/benchmarks/budget_search.py

@@ -5,7 +5,8 @@ so it passes through a whole range of costs on its way to the final one. ``Budge
 that path for a trial given budgets (cost fractions of the seed's, the most wanted first) and
 keeps, per budget, the exported structure nearest it within the tolerance: the nearest from
 below when the path has one there, else the nearest from above. The trial then retrains the
-structure kept for the first budget its path crossed (``chosen``) instead of its final one.
+structure kept for the most wanted budget its path landed in (``chosen``) instead of its final
+one.
 
 Checking a structure's cost takes a few tens of milliseconds, so the path is not checked every
 step: far from every budget, a check is due after half the steps the cost would take to reach
@@ -95,7 +96,8 @@ class BudgetPath:
 
     # ----- the choice ----------------------------------------------------------------------
     def chosen(self) -> Candidate | None:
-        """The candidate of the first budget the path crossed; None: retrain the final one."""
+        """The candidate of the most wanted budget (the order given) the path kept one for; None:
+        retrain the final structure."""
         for budget in self.budgets:
             found = self.candidates.get(_key(budget))
             if found is not None:

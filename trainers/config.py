@@ -101,7 +101,7 @@ class TrialConfig(BaseModel):
     first (the adaptive search sets them): structure learning watches the cost of the
     structure it would export as it falls, keeps the exported structure nearest each budget
     within ``budget_tolerance`` (relative; from below when there is one), and retrains the one
-    for the first budget its path crossed instead of the final structure
+    for the first budget in this order that its path landed in, instead of the final structure
     (``trainers.budgets``). Empty: the final structure is retrained.
 
     A field's ``description``, where set, is what the error message says the field must be.

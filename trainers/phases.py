@@ -275,8 +275,9 @@ class Learning:
         """The structure to retrain, written as structure.json, and the budget it was kept for.
 
         Without budgets, the final structure. With them, the final structure is the path's
-        last point; the candidate of the first budget the path crossed is retrained instead
-        when there is one, the final one kept beside it (``final_structure.json``).
+        last point; the candidate of the first budget (in the order given) the path landed in is
+        retrained instead when there is one, the final one kept beside it
+        (``final_structure.json``).
         """
         final = self.structure(final=True)
         file = _save(final, self.setup, self.progress, final=self.path is None)
