@@ -11,7 +11,7 @@ its budgets each algorithm met within tolerance and in how many trials (from the
 search's state). ``--retrain final,budget`` runs each benchmark twice: trials retrain their final
 structure (``retrain: final``, the search before paths) and trials retrain the structure their
 path kept for their budget (``retrain: budget``); the closing table sets them side by side.
-Writes ``morphsweep_runs/quality/<benchmark>-<retrain>{.csv,_trials.csv,_budgets.csv,.png}``;
+Writes ``morphsweep_runs/quality/<benchmark>-<retrain>{.csv,_trials.csv,_budgets.csv,_points.csv,.png}``;
 ``--report`` only prints the tables from those files.
 
     python tests/benchmarks/quality_study.py [--benchmarks mnist1d,shapes32,digits]
@@ -186,14 +186,19 @@ def path_points(state: dict[str, Any]) -> Any:
 MATCH = 0.10  # relative cost distance within which two structures count as "of the same cost"
 
 
+def retrained_mid_path(points: Any) -> Any:
+    """Rows whose retrained structure is more than 5% above the path's end (a coarser rule than
+    ``sweep.paths.mid_path``'s: a structure a few channels from the final one counts as final)."""
+    return points["cost_fraction"] > 1.05 * points["final_fraction"]
+
+
 def mid_path_against_final(points: Any) -> Any:
     """Per algorithm: each trial that retrained a mid-path structure (retrained cost more than 5%
     above its final cost) against the final structures of the same algorithm (any seed, either
     run) within ``MATCH`` of its cost: the accuracy difference, mid-path minus final."""
     import pandas as pd
 
-    mid = points[points["cost_fraction"] > 1.05 * points["final_fraction"]]
-    final = points[points["cost_fraction"] <= 1.05 * points["final_fraction"]]
+    mid, final = points[retrained_mid_path(points)], points[~retrained_mid_path(points)]
     rows = []
     for _, row in mid.iterrows():
         same = final[
@@ -213,7 +218,7 @@ def mid_path_against_final(points: Any) -> Any:
 
 
 def format_mid_path(name: str, points: Any, mid: Any) -> str:
-    retrained_mid = points["cost_fraction"] > 1.05 * points["final_fraction"]
+    retrained_mid = retrained_mid_path(points)
     lines = [
         f"== {name}: mid-path structures retrained against final structures within "
         f"{MATCH:.0%} of their cost (accuracy, mid-path minus final)",
@@ -343,8 +348,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_one(name: str, retrain: str, out: Path, quick: bool, started: float) -> None:
     """One benchmark's sweep with one retrain choice; its tables go to ``<name>-<retrain>*``."""
-    import pandas as pd
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from sweep.config import load_sweep_config
     from sweep.driver import run_sweep, search_state_path
@@ -358,14 +361,14 @@ def run_one(name: str, retrain: str, out: Path, quick: bool, started: float) -> 
     table = table[table["status"] == "FINISHED"].dropna(subset=["cost", "accuracy"])
     stem = out / f"{name}-{retrain}"
     table.to_csv(f"{stem}_trials.csv", index=False)
-    summarize(table).to_csv(f"{stem}.csv", index=False)
-    met = budgets_met(json.loads(search_state_path(config).read_text()))
+    summary = summarize(table)
+    summary.to_csv(f"{stem}.csv", index=False)
+    state = json.loads(search_state_path(config).read_text())
+    met = budgets_met(state)
     met.to_csv(f"{stem}_budgets.csv", index=False)
-    path_points(json.loads(search_state_path(config).read_text())).to_csv(
-        f"{stem}_points.csv", index=False
-    )
+    path_points(state).to_csv(f"{stem}_points.csv", index=False)
     plot(f"{name} ({retrain})", table, Path(f"{stem}.png"))
-    print(format_summary(name, pd.read_csv(f"{stem}.csv")), flush=True)
+    print(format_summary(name, summary), flush=True)
     print(format_budgets(name, met), flush=True)
     print(f"   {len(table)} finished trials in {time.monotonic() - began:.0f} s", flush=True)
 
